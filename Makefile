@@ -1,0 +1,52 @@
+# The two commands of the README: `make book` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+# Offline by construction: the model comes from a PyPI package, never from a hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+# One embedding cache for the build and the tests, inside the build folder.
+export QUANTBOOK_CACHE ?= $(CURDIR)/_build/quantbook-cache
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test lint unit notebooks browser bench slides clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+vendor/.installed: package.json package-lock.json scripts/vendor_assets.py $(VENV)/.installed
+	npm ci --no-audit --no-fund --loglevel=error
+	$(PY) scripts/vendor_assets.py
+	@touch $@
+
+book: $(VENV)/.installed vendor/.installed
+	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	@echo
+	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -n 2 -m "not browser" tests
+
+notebooks: $(VENV)/.installed
+	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 notebooks
+
+browser: book
+	$(BIN)/pytest -m browser tests
+
+test: lint book
+	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 tests notebooks
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf _build vendor node_modules

@@ -1,0 +1,54 @@
+"""Small helpers for the chapter notebooks, so they run the same in the book, Jupyter and Colab."""
+
+from __future__ import annotations
+
+
+def glue(name: str, value, display: bool = False):
+    """Hand ``value`` to myst-nb's ``glue`` so the book's prose can quote it.
+
+    Outside a Jupyter Book build (Colab, plain Jupyter) myst-nb may be missing; the value is then
+    simply returned (and shown when ``display`` is true), so a notebook runs everywhere.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return value
+    myst_glue(name, value, display=display)
+    return value
+
+
+# Okabe & Ito (2008): eight colours distinguishable with every common colour-vision deficiency.
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+}
+COLORS = list(OKABE_ITO.values())[1:] + ["#000000"]
+
+
+def use_book_style() -> None:
+    """Set matplotlib defaults for the book: colour-blind-safe cycle, readable sizes."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    mpl.rcParams.update(
+        {
+            "axes.prop_cycle": cycler(color=COLORS),
+            "figure.figsize": (7.0, 3.6),
+            "figure.dpi": 100,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "font.size": 11,
+        }
+    )
