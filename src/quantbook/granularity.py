@@ -1,0 +1,238 @@
+"""Granularity (how many values share a scale) and calibration (which range the scale covers).
+
+Granularity: ``"per-tensor"`` (one scale), ``"per-channel"`` (one per slice along ``axis``, e.g.
+per output row of a weight matrix), ``"per-group"`` (one per ``group_size`` consecutive values
+along the last axis). Finer granularity lowers the error and costs extra bits for the scales:
+:func:`bits_per_weight`.
+
+Calibration: the range [lo, hi] fed to :func:`quantbook.affine.qparams` may be the data's
+min/max (:func:`minmax_range`), cut at percentiles (:func:`percentile_range`) or searched for the
+lowest error (:func:`mse_optimal_range`): clipping a few outliers buys a finer step for all the
+other values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quantbook import affine, symmetric
+from quantbook._arrays import check_bits, like, to_numpy, to_real, work_dtype
+from quantbook.metrics import mse
+from quantbook.symmetric import _check_axis, _grouped
+
+__all__ = [
+    "GRANULARITIES",
+    "SCHEMES",
+    "fake_quantize",
+    "granularity_errors",
+    "num_scales",
+    "bits_per_weight",
+    "minmax_range",
+    "absmax_range",
+    "percentile_range",
+    "fake_quantize_range",
+    "range_errors",
+    "mse_optimal_range",
+]
+
+GRANULARITIES = ("per-tensor", "per-channel", "per-group")
+SCHEMES = ("symmetric", "affine")
+
+
+def _check_choice(value, name: str, choices: tuple) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _affine_fake_quantize(a: np.ndarray, bits, granularity, group_size, axis) -> np.ndarray:
+    # Min/max per tensor, per slice or per group, then the affine round trip with those qparams.
+    if granularity == "per-group":
+        view = _grouped(a, group_size)
+        lo = np.min(view, axis=-1, keepdims=True, initial=0)
+        hi = np.max(view, axis=-1, keepdims=True, initial=0)
+    elif granularity == "per-channel":
+        k = _check_axis(axis, a.ndim)
+        others = tuple(i for i in range(a.ndim) if i != k)
+        view = a
+        lo = np.min(a, axis=others, keepdims=True, initial=0)
+        hi = np.max(a, axis=others, keepdims=True, initial=0)
+    else:
+        view = a
+        lo, hi = minmax_range(a)
+    scale, zero_point = affine.qparams(lo, hi, bits, signed=True)
+    return affine.fake_quantize(view, scale, zero_point, bits, signed=True).reshape(a.shape)
+
+
+def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size: int = 32,
+                  axis: int = 0, scheme: str = "symmetric"):
+    """Quantize then dequantize with one scale per tensor, channel or group (float32).
+
+    .. math::  \\hat{x} = S_g\\,(q - Z_g), \\qquad g = \\text{the tensor, channel or group of } x
+
+    ``scheme="symmetric"``: absmax scale, zero point 0 (:mod:`quantbook.symmetric`);
+    ``scheme="affine"``: min/max range with a zero point (:mod:`quantbook.affine`, signed codes).
+    ``axis`` is used per channel, ``group_size`` per group (groups along the last axis).
+    """
+    bits = check_bits(bits)
+    _check_choice(granularity, "granularity", GRANULARITIES)
+    _check_choice(scheme, "scheme", SCHEMES)
+    a = to_real(x, "x")
+    if scheme == "symmetric":
+        axis_ = axis if granularity == "per-channel" else None
+        group = group_size if granularity == "per-group" else None
+        x_hat = to_numpy(symmetric.fake_quantize(a, bits, axis=axis_, group_size=group))
+    else:
+        x_hat = _affine_fake_quantize(a.astype(work_dtype(a), copy=False), bits, granularity,
+                                      group_size, axis)
+    return like(x_hat, x)
+
+
+def granularity_errors(x, bits: int = 4, group_size: int = 32, axis: int = 0,
+                       scheme: str = "symmetric") -> dict:
+    """Mean squared error of :func:`fake_quantize` at each granularity.
+
+    .. math::  \\mathrm{MSE}_g = \\frac{1}{n}\\sum_i (x_i - \\hat{x}_i^{(g)})^2
+
+    Returns ``{"per-tensor": ..., "per-channel": ..., "per-group": ...}`` (Python floats).
+    """
+    a = to_real(x, "x")
+    return {
+        g: mse(a, fake_quantize(a, bits, g, group_size=group_size, axis=axis, scheme=scheme))
+        for g in GRANULARITIES
+    }
+
+
+def num_scales(shape, granularity: str = "per-tensor", group_size: int = 32,
+               axis: int = 0) -> int:
+    """How many scales a tensor of ``shape`` stores at a granularity.
+
+    .. math::  1, \\quad n_{axis}, \\quad \\frac{n}{g}
+    """
+    _check_choice(granularity, "granularity", GRANULARITIES)
+    shape = tuple(int(s) for s in shape)
+    if granularity == "per-tensor":
+        return 1
+    if granularity == "per-channel":
+        return shape[_check_axis(axis, len(shape))]
+    _grouped(np.empty(shape, dtype=np.int8), group_size)  # validates group_size
+    return int(np.prod(shape)) // int(group_size)
+
+
+def bits_per_weight(bits: int, group_size, scale_bits: int = 16,
+                    zero_point_bits: int = 0) -> float:
+    """Storage per weight including the per-group scale (and zero point).
+
+    .. math::  b_{eff} = b + \\frac{b_{scale} + b_{zero}}{g}
+
+    ``group_size=None`` means per tensor: the overhead is negligible and ``b`` is returned.
+
+    Examples
+    --------
+    >>> bits_per_weight(4, 32)          # llama.cpp's Q4_0: 32 weights share an fp16 scale
+    4.5
+    """
+    bits = check_bits(bits, 1, 32)
+    scale_bits = check_bits(scale_bits, 0, 64, name="scale_bits")
+    zero_point_bits = check_bits(zero_point_bits, 0, 64, name="zero_point_bits")
+    if group_size is None:
+        return float(bits)
+    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)):
+        raise TypeError(f"group_size must be a positive integer or None, got {group_size!r}")
+    if group_size < 1:
+        raise ValueError(f"group_size must be a positive integer, got {group_size}")
+    return bits + (scale_bits + zero_point_bits) / int(group_size)
+
+
+def minmax_range(x) -> tuple[float, float]:
+    """The data's own range: :math:`[\\min x, \\max x]` (``(0.0, 0.0)`` when empty)."""
+    a = to_real(x, "x")
+    if a.size == 0:
+        return 0.0, 0.0
+    return float(a.min()), float(a.max())
+
+
+def absmax_range(x) -> tuple[float, float]:
+    """The symmetric range :math:`[-\\max|x|, \\max|x|]`."""
+    a = to_real(x, "x")
+    m = float(np.max(np.abs(a), initial=0))
+    return -m, m
+
+
+def percentile_range(x, p: float = 99.9) -> tuple[float, float]:
+    """Cut the tails: :math:`[P_{100-p}(x), P_{p}(x)]`, ``p`` from 50 to 100.
+
+    ``p=100`` is :func:`minmax_range`. NumPy's default (linear) percentile interpolation.
+    """
+    a = to_real(x, "x")
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"p must be a number from 50 to 100, got {p!r}")
+    if not 50 <= p <= 100:
+        raise ValueError(f"p must be from 50 to 100 (a percentile), got {p}")
+    if a.size == 0:
+        return 0.0, 0.0
+    lo, hi = np.percentile(a, [100 - p, p])
+    return float(lo), float(hi)
+
+
+def fake_quantize_range(x, x_min: float, x_max: float, bits: int = 8, signed: bool = True):
+    """Affine round trip with a calibrated range; values outside it are clamped (float32).
+
+    .. math::  (S, Z) = \\operatorname{qparams}(x_{min}, x_{max}), \\qquad
+               \\hat{x} = S\\,(\\operatorname{quantize}(x, S, Z) - Z)
+    """
+    scale, zero_point = affine.qparams(x_min, x_max, bits, signed)
+    return affine.fake_quantize(x, scale, zero_point, bits, signed)
+
+
+def range_errors(x, x_min: float, x_max: float, bits: int = 8, signed: bool = True) -> dict:
+    """Split the mean squared error of a calibrated range into clipping and rounding parts.
+
+    .. math::  \\mathrm{MSE} = \\frac{1}{n}\\sum_i (e_{clip,i} + e_{round,i})^2
+
+    Returns ``{"mse", "clipping_mse", "rounding_mse"}`` (the parts never overlap: a value is
+    either clamped or rounded, so the two part-MSEs add up to the total).
+    """
+    a = to_real(x, "x")
+    scale, zero_point = affine.qparams(x_min, x_max, bits, signed)
+    e_clip = affine.clipping_error(a, scale, zero_point, bits, signed)
+    e_round = affine.rounding_error(a, scale, zero_point, bits, signed)
+    zeros = np.zeros(a.shape)
+    return {
+        "mse": mse(e_clip + e_round, zeros),
+        "clipping_mse": mse(e_clip, zeros),
+        "rounding_mse": mse(e_round, zeros),
+    }
+
+
+def mse_optimal_range(x, bits: int = 8, signed: bool = True, n_grid: int = 100,
+                      symmetric: bool = False) -> tuple[float, float]:
+    """The clipping range with the lowest round-trip error, by grid search.
+
+    .. math::  \\alpha^* = \\arg\\min_{\\alpha \\in \\{1, \\frac{n-1}{n}, \\dots, \\frac{1}{n}\\}}
+               \\mathrm{MSE}\\big(x, \\hat{x}(\\alpha\\,x_{min}, \\alpha\\,x_{max})\\big)
+
+    The min/max range (or, with ``symmetric=True``, :math:`\\pm\\max|x|` with the restricted
+    symmetric codes) is shrunk by each factor :math:`\\alpha` on an even grid of ``n_grid``
+    values; ties go to the widest range. Deterministic. Returns ``(lo, hi)``.
+    """
+    bits = check_bits(bits)
+    if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 1:
+        raise ValueError(f"n_grid must be a positive integer, got {n_grid!r}")
+    a = to_real(x, "x")
+    a = a.astype(work_dtype(a), copy=False)
+    lo0, hi0 = absmax_range(a) if symmetric else minmax_range(a)
+    if lo0 == hi0:
+        return lo0, hi0
+    top = 2 ** (bits - 1) - 1
+    errors = []
+    alphas = np.arange(n_grid, 0, -1) / n_grid  # widest first, so argmin prefers it on ties
+    for alpha in alphas:
+        if symmetric:
+            scale = a.dtype.type(alpha * hi0 / top)
+            x_hat = np.clip(np.rint(a / scale), -top, top) * scale
+        else:
+            x_hat = to_numpy(fake_quantize_range(a, alpha * lo0, alpha * hi0, bits, signed))
+        errors.append(mse(a, x_hat))
+    best = float(alphas[int(np.argmin(errors))])
+    return best * lo0, best * hi0
