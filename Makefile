@@ -11,7 +11,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export QUANTBOOK_CACHE ?= $(CURDIR)/_build/quantbook-cache
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test lint unit notebooks browser bench slides clean
+.PHONY: book test lint unit notebooks browser bench slides answer-key clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -25,7 +25,14 @@ vendor/.installed: package.json package-lock.json scripts/vendor_assets.py $(VEN
 	$(PY) scripts/vendor_assets.py
 	@touch $@
 
-book: $(VENV)/.installed vendor/.installed
+# The execution cache is keyed on notebook code only: when the package changes (an explorer's
+# JavaScript, a formula), executed pages must be recomputed, so the cache is dropped.
+PACKAGE_FILES := $(shell find src/quantbook -type f -not -path '*/__pycache__/*')
+_build/.package-stamp: $(PACKAGE_FILES)
+	rm -rf _build/.jupyter_cache _build/jupyter_execute
+	@mkdir -p _build && touch $@
+
+book: $(VENV)/.installed vendor/.installed _build/.package-stamp
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
 	@echo
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
@@ -33,7 +40,7 @@ book: $(VENV)/.installed vendor/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed vendor/.installed
 	$(BIN)/pytest -n 2 -m "not browser" tests
 
 notebooks: $(VENV)/.installed
@@ -44,6 +51,14 @@ browser: book
 
 test: lint book
 	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 tests notebooks
+
+# One reveal.js deck per chapter, offline: _build/slides/index.html
+slides: book
+	$(PY) scripts/make_slides.py
+
+# The graded lab's answer key, executed: _build/course/lab_quantization_key.ipynb
+answer-key: $(VENV)/.installed
+	$(PY) scripts/make_answer_key.py --execute
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 
-def glue(name: str, value, display: bool = False):
+def glue(name: str, value, display: bool = False) -> None:
     """Hand ``value`` to myst-nb's ``glue`` so the book's prose can quote it.
 
     Outside a Jupyter Book build (Colab, plain Jupyter) myst-nb may be missing; the value is then
-    simply returned (and shown when ``display`` is true), so a notebook runs everywhere.
+    shown when ``display`` is true and otherwise dropped, so a notebook runs everywhere.
+    NumPy scalars become Python numbers first: NumPy 2 would print ``np.float64(0.5)``, which
+    breaks the book's format specs such as ``{glue:text}`name:.2f```.
     """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
@@ -16,9 +20,8 @@ def glue(name: str, value, display: bool = False):
             from IPython.display import display as show
 
             show(value)
-        return value
+        return
     myst_glue(name, value, display=display)
-    return value
 
 
 # Okabe & Ito (2008): eight colours distinguishable with every common colour-vision deficiency.

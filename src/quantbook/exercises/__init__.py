@@ -1,0 +1,5 @@
+"""Self-checks for the chapters' exercises: one module per chapter (``ch01``, ``ch02``, ...).
+
+Each ``check_*`` function takes the student's answer, prints ``Correct!`` or a specific hint, and
+returns ``True`` or ``False``. It never raises on a wrong answer, so a notebook keeps running.
+"""

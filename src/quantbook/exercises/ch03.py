@@ -1,0 +1,138 @@
+"""Self-checks for chapter 3, *Symmetric quantization and bit width*.
+
+Each check prints ``Correct!`` or a hint aimed at the most likely slip, and returns a bool. A
+wrong answer never raises, so the notebook keeps running.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "INT4_EXERCISE_VALUES",
+    "check_int4_codes",
+    "check_relu_gain_db",
+]
+
+# max|x| = 3.5, so the int4 scale is 3.5 / 7 = 0.5, a power of two: every x / S below is exact
+# in floating point, and two of them (-2.5 and 0.5) are ties that show round half to even.
+INT4_EXERCISE_VALUES = (3.5, -1.25, 0.25, 1.6, -3.3, 0.75)
+_INT4_CODES = (7, -2, 0, 3, -7, 2)
+
+
+def _codes(answer, n: int) -> np.ndarray | None:
+    """The answer as a 1-D float array of length ``n``, or None (after printing why)."""
+    if answer is None or answer is Ellipsis:
+        print(f"Replace the placeholder with your answer (a list of {n} integer codes), then run "
+              "the cell again.")
+        return None
+    try:
+        a = np.asarray(answer, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        print(f"Your answer should be a list of {n} integers; got {answer!r}.")
+        return None
+    if a.size != n:
+        print(f"Give one code per value: {n} integers, got {a.size}.")
+        return None
+    if not np.isfinite(a).all():
+        print("Your answer contains NaN or an infinity; the codes are small integers.")
+        return None
+    return a
+
+
+def check_int4_codes(answer) -> bool:
+    """Exercise: the int4 codes of :data:`INT4_EXERCISE_VALUES` under symmetric absmax.
+
+    S = max|x| / (2**3 - 1) = 3.5 / 7 = 0.5 and q = round(x / S) with round half to even:
+    x / S = [7, -2.5, 0.5, 3.2, -6.6, 1.5] -> [7, -2, 0, 3, -7, 2].
+    """
+    a = _codes(answer, len(_INT4_CODES))
+    if a is None:
+        return False
+    x = np.array(INT4_EXERCISE_VALUES)
+    if np.array_equal(a, _INT4_CODES):
+        print("Correct! S = 3.5 / 7 = 0.5, and the two ties (-2.5 and 0.5) round to the even "
+              "neighbour.")
+        return True
+    if np.allclose(a, 0.5 * np.array(_INT4_CODES)) or np.allclose(a, x):
+        print("These look like real values, not codes. The answer is the integers q with "
+              "x ≈ S·q, not S·q itself.")
+        return False
+    if not np.array_equal(a, np.round(a)):
+        print("Codes are whole numbers: round x / S to the nearest integer.")
+        return False
+    half_away = np.sign(x / 0.5) * np.floor(np.abs(x / 0.5) + 0.5)
+    if np.array_equal(a, half_away):
+        print("Almost: two values are exact ties (-1.25 / 0.5 = -2.5 and 0.25 / 0.5 = 0.5). "
+              "NumPy and PyTorch round half to even, not away from zero.")
+        return False
+    if np.array_equal(a, np.trunc(x / 0.5)):
+        print("You truncated toward zero (as int() does). Round to the nearest integer instead: "
+              "-3.3 / 0.5 = -6.6 becomes -7.")
+        return False
+    full = np.clip(np.rint(x / (3.5 / 8)), -8, 7)
+    if np.array_equal(a, full) or np.array_equal(a, np.clip(np.rint(x / (3.5 / 7.5)), -8, 7)):
+        print("That is the full range [-8, 7] with a smaller scale. Symmetric absmax in this "
+              "chapter uses the restricted range: S = max|x| / 7, codes in [-7, 7].")
+        return False
+    if np.abs(a).max() > 7:
+        print("Symmetric int4 codes lie in [-7, 7]. Did you divide max|x| by 2^4 - 1 = 15? "
+              "The scale is max|x| / (2^(b-1) - 1) = max|x| / 7.")
+        return False
+    print("Not yet. First S = max|x| / 7 (max|x| is the largest absolute value), then "
+          "q = round(x / S), rounding ties to even.")
+    return False
+
+
+def _number(answer) -> float | None:
+    if answer is None or answer is Ellipsis:
+        print("Replace the placeholder with your answer (a number of decibels), then run the "
+              "cell again.")
+        return None
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"Your answer should be a single number; got {answer!r}.")
+        return None
+    if not math.isfinite(value):
+        print(f"Your answer should be a finite number; got {value}.")
+        return None
+    return value
+
+
+def check_relu_gain_db(answer) -> bool:
+    """Exercise: SQNR gained by storing ReLU outputs as unsigned instead of signed int8.
+
+    Signed symmetric int8 has step a/127, unsigned int8 with zero point 0 has step a/255. The
+    rounding noise power goes with the square of the step, so the gain is
+    20·log10(255/127) ≈ 6.05 dB (one bit, minus a hair).
+    """
+    value = _number(answer)
+    if value is None:
+        return False
+    gain = 20 * math.log10(255 / 127)
+    if abs(value - gain) < 0.01:
+        print(f"Correct! 20·log10(255/127) = {gain:.3f} dB: the unsigned grid is one bit finer.")
+        return True
+    hints = [
+        (255 / 127, "That is the ratio of the two steps. SQNR is a ratio of powers in decibels: "
+                    "convert with 20·log10 of the step ratio."),
+        ((255 / 127) ** 2, "That is the ratio of the two MSEs (noise powers). Convert it to "
+                           "decibels with 10·log10."),
+        (10 * math.log10(255 / 127), "Noise power goes with the square of the step, so use "
+                                     "20·log10 of the step ratio, not 10·log10."),
+        (20 * math.log10(2), "Close: 6.02 dB is exactly one bit (a step ratio of 2). Here the "
+                             "steps are a/127 and a/255; compute 20·log10(255/127)."),
+        (-gain, "Right size, wrong sign: the unsigned grid has the smaller step, so its SQNR is "
+                "higher. Give the gain as a positive number."),
+    ]
+    for target, hint in hints:
+        if abs(value - target) < 0.01:
+            print(hint)
+            return False
+    print("Not yet. Find the step of each grid for data in [0, a] (signed symmetric: a/127, "
+          "unsigned: a/255); noise power is step²/12, so the SQNR gain is 20·log10 of the "
+          "step ratio.")
+    return False

@@ -1,0 +1,124 @@
+"""Self-checks for chapter 4, *Granularity, outliers and calibration*.
+
+Each check prints ``Correct!`` or a hint aimed at the most likely slip, and returns a bool. A
+wrong answer never raises, so the notebook keeps running.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "PER_CHANNEL_EXERCISE_W",
+    "check_per_channel_codes",
+    "check_q4_1_bits_per_weight",
+]
+
+# Two output channels (rows) of very different size: one scale for both crushes the second row.
+# No x / S below is a rounding tie, so the answer does not depend on the rounding rule.
+PER_CHANNEL_EXERCISE_W = ((0.45, -1.4, 0.8, 0.13), (0.04, -0.06, 0.01, 0.025))
+_PER_CHANNEL_CODES = ((2, -7, 4, 1), (5, -7, 1, 3))
+_PER_TENSOR_CODES = ((2, -7, 4, 1), (0, 0, 0, 0))
+_PER_COLUMN_CODES = ((7, -7, 7, 7), (1, 0, 0, 1))
+
+
+def check_per_channel_codes(answer) -> bool:
+    """Exercise: int4 symmetric codes of :data:`PER_CHANNEL_EXERCISE_W`, one scale per row.
+
+    Row scales: 1.4 / 7 = 0.2 and 0.06 / 7; codes [[2, -7, 4, 1], [5, -7, 1, 3]].
+    """
+    if answer is None or answer is Ellipsis:
+        print("Replace the placeholder with your answer (a 2 x 4 nested list of integer codes), "
+              "then run the cell again.")
+        return False
+    try:
+        a = np.asarray(answer, dtype=np.float64)
+    except (TypeError, ValueError):
+        print(f"Your answer should be a 2 x 4 nested list of integers; got {answer!r}.")
+        return False
+    if a.shape == (4, 2):
+        print("Your answer has 4 rows of 2; the matrix has 2 rows (output channels) of 4 weights. "
+              "Give the codes in the same layout as PER_CHANNEL_EXERCISE_W.")
+        return False
+    if a.shape != (2, 4):
+        print(f"Give one code per weight: a 2 x 4 nested list, got shape {a.shape}.")
+        return False
+    if not np.isfinite(a).all():
+        print("Your answer contains NaN or an infinity; the codes are small integers.")
+        return False
+    w = np.array(PER_CHANNEL_EXERCISE_W)
+    if np.array_equal(a, _PER_CHANNEL_CODES):
+        print("Correct! Row 2 gets its own scale 0.06 / 7, so its small weights use the whole "
+              "grid instead of rounding to zero.")
+        return True
+    if np.allclose(a, w, atol=0.02):
+        print("These look like the weights themselves (or their reconstructions), not codes. "
+              "Give the integers q with w ≈ S·q.")
+        return False
+    if not np.array_equal(a, np.round(a)):
+        print("Codes are whole numbers: round w / S to the nearest integer.")
+        return False
+    if np.array_equal(a, _PER_TENSOR_CODES):
+        print("That is the per-tensor result: one scale 1.4 / 7 for both rows, which rounds "
+              "all of row 2 to zero. Per channel, each row gets its own scale max|row| / 7.")
+        return False
+    if np.array_equal(a, _PER_COLUMN_CODES):
+        print("You used one scale per column. A channel of a weight matrix (out, in) is a row: "
+              "one output feature. Take max|w| along each row.")
+        return False
+    if np.array_equal(a[0], _PER_CHANNEL_CODES[0]):
+        print("Row 1 is right. For row 2 the scale is max|row 2| / 7 = 0.06 / 7; divide each "
+              "weight by it and round.")
+        return False
+    if np.abs(a).max() > 7:
+        print("Symmetric int4 codes lie in [-7, 7]: the scale is max|row| / (2^(4-1) - 1) = "
+              "max|row| / 7.")
+        return False
+    print("Not yet. For each row: S = max|w| over that row / 7, then q = round(w / S).")
+    return False
+
+
+def check_q4_1_bits_per_weight(answer) -> bool:
+    """Exercise: storage of llama.cpp's Q4_1 block, in bits per weight.
+
+    A block of 32 weights holds 32 four-bit codes, an fp16 scale d and an fp16 minimum m:
+    (32·4 + 16 + 16) / 32 = 5.0 bits per weight (20 bytes per block).
+    """
+    if answer is None or answer is Ellipsis:
+        print("Replace the placeholder with your answer (bits per weight), then run the cell "
+              "again.")
+        return False
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"Your answer should be a single number; got {answer!r}.")
+        return False
+    if not math.isfinite(value):
+        print(f"Your answer should be a finite number; got {value}.")
+        return False
+    if math.isclose(value, 5.0, abs_tol=1e-9):
+        print("Correct! (32·4 + 16 + 16) / 32 = 5.0 bits: the two fp16 numbers add a full bit "
+              "per weight.")
+        return True
+    hints = [
+        (4.5, "4.5 is Q4_0, with only an fp16 scale. Q4_1 also stores an fp16 minimum per "
+              "block: add its 16 bits too."),
+        (4.0, "That counts only the 4-bit codes. Every block of 32 also stores its metadata "
+              "(an fp16 scale and an fp16 minimum): spread those bits over the 32 weights."),
+        (20 / 32, "That is bytes per weight (20 bytes per block of 32). The question asks for "
+                  "bits: multiply by 8."),
+        (20.0, "20 is the size of a block in bytes. Divide the block's bits by its 32 weights."),
+        (160.0, "160 is the size of a block in bits. Divide by the 32 weights it holds."),
+        (6.0, "The scale and the minimum are fp16, 16 bits each, not 32."),
+        (4.625, "The minimum of Q4_1 is a 16-bit float, not a 4-bit integer zero point."),
+        (4.25, "Q4_1 blocks hold 32 weights, not 64: the 32 metadata bits are spread over 32."),
+    ]
+    for target, hint in hints:
+        if math.isclose(value, target, abs_tol=1e-6):
+            print(hint)
+            return False
+    print("Not yet. Count the bits of one block (the 32 codes plus the metadata) and divide by "
+          "the number of weights in the block.")
+    return False

@@ -1,0 +1,44 @@
+"""Live explorers for the book: sliders whose arithmetic runs in the browser.
+
+Each explorer is an `anywidget <https://anywidget.dev>`_ widget. Its JavaScript ships inside
+this package (``*.js`` next to this file) and is sent to the page with the widget, never fetched,
+so the explorers respond in JupyterLab, Jupyter Notebook, VS Code, Colab and on the book's
+static website, where there is no kernel at all.
+
+- :class:`AffineExplorer` (chapter 2): scale, zero point and bit width over a histogram.
+- :class:`BitWidthExplorer` (chapter 3): 2 to 8 bits, symmetric or affine, MSE and SQNR.
+- :class:`GranularityExplorer` (chapter 4): per-tensor / per-channel / per-group, an outlier.
+- :class:`PackingExplorer` (chapter 5): int4 values into bytes, for every nibble order.
+- :class:`EmbeddingExplorer` (chapter 6): sign bits, Hamming distance against cosine.
+
+The browser computes exactly what :mod:`quantbook` computes (round half to even, the same
+clamping, float32 where quantbook uses float32). The explorer's root element carries
+``data-explorer="NAME"`` and ``data-state``, the JSON of its settings and displayed values,
+updated on every change; ``explorer.state()`` computes the same dictionary in Python.
+The settings are traits that sync both ways: move a slider, then read ``explorer.scale`` in the
+next cell (with a running kernel), or set ``explorer.bits = 4`` and watch the explorer follow.
+
+Colab
+-----
+Colab shows third-party widgets only through its *custom widget manager*. The first explorer
+created in a Colab session turns it on (``google.colab.output.enable_custom_widget_manager()``),
+so a student simply runs the cell: the explorer appears under it, a second or two later on the
+first run while Colab loads its widget manager, and responds at once to every slider. No setup
+cell, no restart. Colab prints no message about this. If the output area stays empty (an old
+Colab tab, or the manager blocked by the browser), re-running the cell shows it; the Python
+side (``explorer.state()``, ``explorer.scale``) works either way.
+"""
+
+from quantbook.explorers.affine import AffineExplorer
+from quantbook.explorers.bitwidth import BitWidthExplorer
+from quantbook.explorers.embedding import EmbeddingExplorer
+from quantbook.explorers.granularity import GranularityExplorer
+from quantbook.explorers.packing import PackingExplorer
+
+__all__ = [
+    "AffineExplorer",
+    "BitWidthExplorer",
+    "GranularityExplorer",
+    "PackingExplorer",
+    "EmbeddingExplorer",
+]

@@ -1,0 +1,136 @@
+"""What every explorer shares: its JavaScript from package files, Colab set-up, data sampling."""
+
+from __future__ import annotations
+
+import math
+import sys
+from importlib import resources
+
+import anywidget
+import numpy as np
+import traitlets
+
+from quantbook._arrays import check_bits, check_finite, to_numpy
+
+# Most points an explorer sends to the browser for its histogram and error figures. Enough for
+# a smooth histogram, small enough that a notebook with five explorers stays light.
+MAX_POINTS = 4096
+
+_colab_ready = False
+
+
+def _enable_colab_widgets() -> None:
+    """In Colab, turn on the custom widget manager (once) so anywidget explorers can display."""
+    global _colab_ready
+    if _colab_ready or "google.colab" not in sys.modules:
+        return
+    from google.colab import output  # only importable inside Colab
+
+    output.enable_custom_widget_manager()
+    _colab_ready = True
+
+
+def _asset(name: str) -> str:
+    """Text of a file shipped inside this package (never fetched from the network)."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _esm(name: str) -> str:
+    """One self-contained ES module: the shared helpers followed by the explorer's own code.
+
+    The browser loads ``_esm`` as a single module with no imports, so the helpers are joined in
+    as text here rather than imported there.
+    """
+    return _asset("common.js") + "\n" + _asset(name)
+
+
+class ExplorerError(traitlets.TraitError, ValueError):
+    """A bad setting: a ValueError (as everywhere in quantbook) that traitlets also understands
+    (a failed trait change is rolled back)."""
+
+
+class ExplorerTypeError(traitlets.TraitError, TypeError):
+    """A setting of the wrong kind: a TypeError that traitlets also understands."""
+
+
+class Explorer(anywidget.AnyWidget):
+    """Base class: an anywidget whose root element carries ``data-explorer`` and ``data-state``."""
+
+    _css = _asset("explorers.css")
+    module = staticmethod(_esm)
+    _ready = False  # observers that derive settings wait until the constructor is done
+
+    def __init__(self, **kwargs) -> None:
+        _enable_colab_widgets()
+        super().__init__(**kwargs)
+        self._ready = True
+
+
+def check_int_bits(bits) -> int:
+    """``bits`` as an int in 2..8 (quantbook's check, raised as an ExplorerError)."""
+    try:
+        return check_bits(bits)
+    except TypeError as err:
+        raise ExplorerTypeError(str(err)) from None
+    except ValueError as err:
+        raise ExplorerError(str(err)) from None
+
+
+def check_flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ExplorerTypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_choice(value, choices, name: str) -> str:
+    if value not in choices:
+        raise ExplorerError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def float_data(x, name: str) -> np.ndarray:
+    """``x`` as a flat float32 array, checked: finite, at least one value."""
+    a = to_numpy(x, name)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float32).ravel()
+    check_finite(a, name)
+    if a.size == 0:
+        raise ValueError(f"{name} must hold at least one value to explore, got an empty array")
+    return a
+
+
+def sample(a: np.ndarray, max_points: int = MAX_POINTS, seed: int = 0) -> np.ndarray:
+    """At most ``max_points`` values of ``a`` (flat), always keeping its smallest and largest.
+
+    Deterministic (seeded) and in the original order, so the histogram and every range computed
+    from the sample (min, max, max |x|) equal those of the full data.
+    """
+    if a.size <= max_points:
+        return a
+    keep = {int(np.argmin(a)), int(np.argmax(a))}
+    rng = np.random.default_rng(seed)
+    rest = rng.choice(a.size, size=max_points, replace=False)
+    for i in rest.tolist():
+        if len(keep) == max_points:
+            break
+        keep.add(i)
+    return a[np.sort(np.fromiter(keep, dtype=np.int64))]
+
+
+def points(a: np.ndarray, k: int = 9) -> np.ndarray:
+    """``k`` data values spread over the data (its quantiles), shown exactly in a table."""
+    order = np.sort(a)
+    idx = np.unique(np.round(np.linspace(0, order.size - 1, min(k, order.size))).astype(int))
+    return order[idx]
+
+
+def finite_or_none(v):
+    """A float for JSON: +-inf (no noise, no signal) becomes None, as JSON has no infinity."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def as_list(a: np.ndarray) -> list:
+    """float32 values as Python floats: JSON carries them exactly (each is a float64 too)."""
+    return np.asarray(a, dtype=np.float64).tolist()

@@ -1,0 +1,419 @@
+"""The explorers on the built website agree with quantbook, setting by setting.
+
+Every built page whose saved widget state holds a quantbook explorer is opened in headless
+Chromium (fixtures in conftest.py). Each explorer on it is driven with the keyboard and its form
+controls through many settings; after every move the explorer's ``data-state`` (what it shows)
+is compared with quantbook computed here in Python for the same settings.
+
+Tolerances, and why:
+- integers (codes, bytes, bit strings, Hamming distances, counts): exactly equal;
+- dequantized values, scales, clip limits: exactly equal as float32 numbers (the browser rounds
+  to float32 with Math.fround wherever quantbook computes in float32);
+- MSE, SQNR, cosine: relative 1e-9, since they are float64 sums whose order differs (NumPy sums
+  pairwise, the browser from left to right); max |error| exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quantbook import affine, embeddings, granularity, metrics, packing, symmetric
+
+pytestmark = pytest.mark.browser
+
+SITE_DIR = Path(__file__).resolve().parents[1] / "_build" / "html"
+
+SUM_TOL = 1e-9
+
+
+def pages_with_explorers(site_dir) -> list[str]:
+    """Built pages (paths relative to the site) whose saved widget state holds an explorer
+    (anywidget saves each widget's class name, ``quantbook.explorers.<module>.<Class>``)."""
+    found = []
+    for page in sorted(site_dir.rglob("*.html")) if site_dir.is_dir() else []:
+        if "_static" in page.parts or page.name in ("genindex.html", "search.html"):
+            continue
+        if "quantbook.explorers." in page.read_text(encoding="utf-8", errors="replace"):
+            found.append(page.relative_to(site_dir).as_posix())
+    return found
+
+
+def f32(values) -> list[float]:
+    """float32 values as Python floats, to compare with JSON numbers exactly."""
+    return np.asarray(values, dtype=np.float32).astype(np.float64).tolist()
+
+
+def close(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=SUM_TOL, abs_tol=1e-300)
+
+
+def finite(v):
+    return v if math.isfinite(v) else None
+
+
+class Explorer:
+    """One explorer on the page: its controls and its state."""
+
+    def __init__(self, page, root):
+        self.page = page
+        self.root = root
+        self.seen = set()
+        self.focused = None
+
+    def state(self) -> dict:
+        return json.loads(self.root.get_attribute("data-state"))
+
+    def sample(self) -> dict:
+        return json.loads(self.root.get_attribute("data-sample"))
+
+    def control(self, name):
+        return self.root.locator(f'[data-control="{name}"]')
+
+    def press(self, name, key, times=1):
+        """Real key presses on a focused control (the keyboard user's way to move it)."""
+        if self.focused != name:
+            self.control(name).focus()
+            self.focused = name
+        for _ in range(times):
+            self.page.keyboard.press(key)
+
+    def select(self, name, value):
+        self.control(name).select_option(str(value))
+        self.focused = None
+
+    def type(self, name, text):
+        c = self.control(name)
+        c.fill(text)
+        c.press("Enter")  # fires "change"
+        self.focused = name
+
+    def remember(self, state, *keys):
+        self.seen.add(tuple(json.dumps(state[k]) for k in keys))
+
+
+# --- affine -----------------------------------------------------------------------------------
+
+
+def check_affine(ex: Explorer, data: np.ndarray):
+    st = ex.state()
+    s, z, bits, signed = st["scale"], st["zero_point"], st["bits"], st["signed"]
+    assert (st["qmin"], st["qmax"]) == affine.qrange(bits, signed)
+    x = np.asarray(st["x"], dtype=np.float32)
+    q = affine.quantize(x, s, z, bits, signed)
+    assert st["q"] == q.astype(int).tolist(), st
+    assert st["x_hat"] == f32(affine.dequantize(q, s, z)), st
+    x_hat = affine.dequantize(affine.quantize(data, s, z, bits, signed), s, z)
+    assert close(st["mse"], metrics.mse(data, x_hat))
+    assert st["max_error"] == metrics.max_abs_error(data, x_hat)
+    assert close(st["sqnr_db"], finite(metrics.sqnr_db(data, x_hat)))
+    lo, hi = affine.representable_range(s, z, bits, signed)
+    assert st["range"] == [lo, hi]
+    half = float(np.float32(s)) / 2
+    d64 = data.astype(np.float64)
+    assert st["clipped"] == int(((d64 < lo - half) | (d64 > hi + half)).sum())
+    ex.remember(st, "scale", "zero_point", "bits", "signed")
+    return st
+
+
+def drive_affine(ex: Explorer):
+    data = np.asarray(ex.sample()["data"], dtype=np.float32)
+    fit = lambda bits, signed: affine.qparams(  # noqa: E731
+        float(data.min()), float(data.max()), bits, signed)
+    check_affine(ex, data)
+    for key, times in [("ArrowRight", 3), ("ArrowLeft", 7), ("PageUp", 1), ("End", 1),
+                       ("Home", 1), ("ArrowRight", 2)]:
+        for _ in range(times):
+            ex.press("scale", key)
+            check_affine(ex, data)
+    for key, times in [("ArrowRight", 4), ("ArrowLeft", 9), ("PageDown", 1),
+                       ("Home", 1), ("End", 1)]:
+        for _ in range(times):
+            ex.press("zero_point", key)
+            check_affine(ex, data)
+    ex.press("bits", "End")
+    for _ in range(6):  # 8 bits down to 2, each refits S and Z to min/max
+        ex.press("bits", "ArrowLeft")
+        st = check_affine(ex, data)
+        assert (st["scale"], st["zero_point"]) == fit(st["bits"], st["signed"])
+    assert st["bits"] == 2
+    for signed in (False, True, False):
+        ex.select("signed", str(signed).lower())
+        st = check_affine(ex, data)
+        assert st["signed"] is signed
+        assert (st["scale"], st["zero_point"]) == fit(st["bits"], signed)
+    ex.press("bits", "End")
+    ex.press("zero_point", "ArrowRight", 5)
+    check_affine(ex, data)
+    # Typed scales, among them exact ties: S = 2x for a shown x > 0 puts x / S exactly on 0.5,
+    # which rounds to 0 (half to even), where JavaScript's Math.round would give 1.
+    x = np.asarray(ex.state()["x"], dtype=np.float32)
+    ties = [float(2 * v) for v in x if v > 0][-3:]
+    assert ties, "the affine explorer shows no positive point to put on a tie"
+    for scale in [0.01, 0.003, 1e-5, 7.25, *ties]:
+        ex.type("scale-value", repr(scale))
+        st = check_affine(ex, data)
+        assert st["scale"] == scale
+        if scale in ties:
+            k = st["x"].index(scale / 2)
+            assert st["q"][k] == st["zero_point"], "0.5 must round to 0, half to even"
+    ex.control("fit").click()
+    st = check_affine(ex, data)
+    assert (st["scale"], st["zero_point"]) == fit(st["bits"], st["signed"])
+    assert len(ex.seen) >= 20
+
+
+# --- bit width --------------------------------------------------------------------------------
+
+
+def scheme_round_trip(values, bits, scheme):
+    if scheme == "symmetric":
+        q, s = symmetric.quantize(values, bits)
+        return q, symmetric.dequantize(q, s), s, 0
+    q, s, z = affine.quantize_minmax(values, bits)
+    return q, affine.dequantize(q, s, z), s, z
+
+
+def check_bitwidth(ex: Explorer, data: np.ndarray):
+    st = ex.state()
+    bits, scheme = st["bits"], st["scheme"]
+    _, x_hat, s, z = scheme_round_trip(data, bits, scheme)
+    assert (st["scale"], st["zero_point"]) == (s, z), st
+    # The shown points are data values within [min, max] of the sample, so quantizing them
+    # with the sample keeps S and Z: quantbook's codes for them, with the data's parameters.
+    x = np.asarray(st["x"], dtype=np.float32)
+    q_all, x_hat_all, s_all, z_all = scheme_round_trip(np.concatenate([data, x]), bits, scheme)
+    assert (s_all, z_all) == (s, z)
+    assert st["q"] == q_all[data.size:].astype(int).tolist(), st
+    assert st["x_hat"] == f32(x_hat_all[data.size:])
+    assert close(st["mse"], metrics.mse(data, x_hat))
+    assert st["max_error"] == metrics.max_abs_error(data, x_hat)
+    assert close(st["sqnr_db"], finite(metrics.sqnr_db(data, x_hat)))
+    ex.remember(st, "bits", "scheme")
+    return st
+
+
+def drive_bitwidth(ex: Explorer):
+    data = np.asarray(ex.sample()["data"], dtype=np.float32)
+    st = check_bitwidth(ex, data)
+    for scheme in ("symmetric", "affine"):
+        curve = [finite(metrics.sqnr_db(data, scheme_round_trip(data, b, scheme)[1]))
+                 for b in range(2, 9)]
+        assert all(close(a, b) for a, b in zip(st["curve"][scheme], curve, strict=True))
+    for scheme in ("affine", "symmetric", "affine"):
+        ex.select("scheme", scheme)
+        check_bitwidth(ex, data)
+        ex.press("bits", "Home")
+        check_bitwidth(ex, data)
+        for _ in range(6):
+            ex.press("bits", "ArrowRight")
+            check_bitwidth(ex, data)
+        for _ in range(3):
+            ex.press("bits", "ArrowLeft")
+            check_bitwidth(ex, data)
+    assert len(ex.seen) == 14  # 7 bit widths x 2 schemes
+
+
+# --- granularity ------------------------------------------------------------------------------
+
+
+def check_granularity(ex: Explorer, w0: np.ndarray):
+    st = ex.state()
+    kind, g, out, bits = st["granularity"], st["group_size"], st["outlier"], st["bits"]
+    w = w0.copy()
+    r = w.shape[0] // 2
+    if out > 0:
+        w[r, 0] = np.float32(out) * np.abs(w0).max()
+    axis = 0 if kind == "per-channel" else None
+    group = g if kind == "per-group" else None
+    q, scale = symmetric.quantize(w, bits, axis=axis, group_size=group)
+    x_hat = granularity.fake_quantize(w, bits, kind, group_size=g, axis=0)
+    assert st["scales"] == f32(np.ravel(scale))
+    assert st["x"] == f32(w[r, :8]) and st["outlier_row"] == r
+    assert st["q"] == np.asarray(q)[r, :8].astype(int).tolist(), st
+    assert st["x_hat"] == f32(x_hat[r, :8])
+    rows = [metrics.mse(w[i], x_hat[i]) for i in range(w.shape[0])]
+    assert all(close(a, b) for a, b in zip(st["row_mse"], rows, strict=True))
+    assert close(st["mse"], metrics.mse(w, x_hat))
+    assert st["max_error"] == metrics.max_abs_error(w, x_hat)
+    per_scale = {"per-tensor": w.size, "per-channel": w.shape[1]}.get(kind, g)
+    assert st["bits_per_weight"] == granularity.bits_per_weight(bits, per_scale)
+    ex.remember(st, "granularity", "group_size", "outlier", "bits")
+    return st
+
+
+def drive_granularity(ex: Explorer):
+    w0 = np.asarray(ex.sample()["w"], dtype=np.float32)
+    check_granularity(ex, w0)
+    sizes = [int(o) for o in ex.control("group_size").locator("option").evaluate_all(
+        "os => os.map(o => o.value)")]
+    for kind in ("per-tensor", "per-channel", "per-group"):
+        ex.select("granularity", kind)
+        check_granularity(ex, w0)
+        ex.press("outlier", "Home")
+        check_granularity(ex, w0)
+        for _ in range(3):
+            ex.press("outlier", "ArrowRight")
+            check_granularity(ex, w0)
+        ex.press("outlier", "PageUp")
+        check_granularity(ex, w0)
+        ex.press("bits", "ArrowRight")
+        check_granularity(ex, w0)
+        ex.press("bits", "Home")
+        check_granularity(ex, w0)
+    for g in sizes:
+        ex.select("group_size", g)
+        st = check_granularity(ex, w0)
+        assert st["group_size"] == g
+    # Per group (and per channel) the outlier costs its own row only: every other row's error
+    # is exactly what it was without it, while its row's error grows.
+    ex.select("group_size", sizes[0])
+    ex.press("outlier", "End")
+    with_outlier = check_granularity(ex, w0)
+    ex.press("outlier", "Home")
+    without = check_granularity(ex, w0)
+    r = with_outlier["outlier_row"]
+    assert with_outlier["row_mse"][r] > without["row_mse"][r]
+    assert [v for i, v in enumerate(with_outlier["row_mse"]) if i != r] == \
+        [v for i, v in enumerate(without["row_mse"]) if i != r]
+    assert len(ex.seen) >= 20
+
+
+# --- packing ----------------------------------------------------------------------------------
+
+
+def check_packing(ex: Explorer):
+    st = ex.state()
+    values, order, signed = st["values"], st["order"], st["signed"]
+    q = np.asarray(values, dtype=np.int16)
+    try:
+        packed = packing.pack_int4(q, signed, order)
+    except ValueError:
+        assert st["error"] and st["bytes"] is None, st
+        ex.remember(st, "values", "order", "signed")
+        return st
+    assert st["error"] is None, st
+    assert st["bytes"] == packed.astype(int).tolist(), st
+    assert st["bits"] == np.asarray(packing.byte_bits(packed)).tolist()
+    assert st["unpacked"] == packing.unpack_int4(packed, len(values), signed, order).tolist()
+    ex.remember(st, "values", "order", "signed")
+    return st
+
+
+def drive_packing(ex: Explorer):
+    rng = np.random.default_rng(11)
+    orders = ex.control("order").locator("option").evaluate_all(
+        "os => os.map(o => o.value)")
+    assert tuple(orders) == packing.ORDERS
+    check_packing(ex)
+    for order in packing.ORDERS:
+        ex.select("order", order)
+        for n in (1, 7, 32):
+            ex.select("signed", "true")
+            values = rng.integers(-8, 8, n).tolist()
+            ex.type("values", ", ".join(map(str, values)))
+            st = check_packing(ex)
+            assert st["values"] == values
+            ex.select("signed", "false")  # same bits, read unsigned
+            st2 = check_packing(ex)
+            assert st2["values"] == [v & 15 for v in values]
+            assert st2["bytes"] == st["bytes"]
+    # bad input is refused, never wrapped: the values stay as they were
+    ex.select("order", "low-first")
+    ex.select("signed", "true")
+    before = ex.state()["values"]
+    for text in ("1, 9", "3, x", "2.5"):
+        ex.type("values", text)
+        st = check_packing(ex)
+        assert st["values"] == before and st["input_error"], text
+    assert len(ex.seen) >= 20
+
+
+# --- embeddings -------------------------------------------------------------------------------
+
+
+def check_embedding(ex: Explorer, a: np.ndarray, b: np.ndarray):
+    st = ex.state()
+    mix, dims = st["mix"], st["dims"]
+    bt = (np.float32(1 - mix) * b + np.float32(mix) * a)[:dims]
+    codes = embeddings.quantize_embeddings(np.stack([a[:dims], bt]), "ubinary")
+    signs = embeddings.dequantize_embeddings(codes, "ubinary", dim=dims) > 0
+    assert st["bits_a"] == "".join("1" if s else "0" for s in signs[0])
+    assert st["bits_b"] == "".join("1" if s else "0" for s in signs[1])
+    assert st["hamming"] == int(embeddings.hamming_distance(codes[0], codes[1]))
+    a64, b64 = a[:dims].astype(np.float64), bt.astype(np.float64)
+    assert close(st["cosine"], float(a64 @ b64 / (np.linalg.norm(a64) * np.linalg.norm(b64))))
+    assert close(st["cosine_from_hamming"], math.cos(math.pi * st["hamming"] / dims))
+    ex.remember(st, "mix", "dims")
+    return st
+
+
+def drive_embedding(ex: Explorer):
+    sample = ex.sample()
+    a = np.asarray(sample["a"], dtype=np.float32)
+    b = np.asarray(sample["b"], dtype=np.float32)
+    hamming = [check_embedding(ex, a, b)["hamming"]]
+    for _ in range(12):
+        ex.press("mix", "ArrowRight")
+        hamming.append(check_embedding(ex, a, b)["hamming"])
+    ex.press("mix", "End")
+    st = check_embedding(ex, a, b)
+    assert st["hamming"] == 0 and close(st["cosine"], 1.0)
+    ex.press("mix", "Home")
+    for _ in range(6):
+        ex.press("dims", "ArrowLeft")
+        check_embedding(ex, a, b)
+    ex.press("dims", "Home")
+    check_embedding(ex, a, b)
+    ex.press("mix", "ArrowRight", 8)
+    check_embedding(ex, a, b)
+    assert hamming[-1] <= hamming[0]  # turning b toward a flips bits back
+    assert len(ex.seen) >= 20
+
+
+# --- every page with explorers ----------------------------------------------------------------
+
+DRIVERS = {
+    "affine": drive_affine,
+    "bitwidth": drive_bitwidth,
+    "granularity": drive_granularity,
+    "packing": drive_packing,
+    "embedding": drive_embedding,
+}
+
+
+def test_the_site_has_explorers(site_dir):
+    assert pages_with_explorers(site_dir), f"no page under {site_dir} holds a quantbook explorer"
+
+
+# Pages are found when the tests are collected (the site is built before `pytest` runs).
+@pytest.mark.parametrize("path", pages_with_explorers(SITE_DIR))
+def test_explorers_on_page(browser_page, path):
+    """Open the page once; every explorer on it renders, fits a phone and a laptop, has labelled
+    controls, and agrees with quantbook through every control and many settings."""
+    browser_page.open(path)
+    roots = browser_page.locator("[data-explorer]")
+    kinds = [roots.nth(i).get_attribute("data-explorer") for i in range(roots.count())]
+    saved = browser_page.content().count("quantbook.explorers.")
+    assert kinds, f"{path}: {saved} saved explorer widget(s), none rendered"
+    for width in (360, 1280):  # a phone, then a laptop
+        browser_page.set_viewport_size({"width": width, "height": 800})
+        browser_page.wait_for_timeout(100)  # the figures follow the new width
+        for i, kind in enumerate(kinds):
+            root = roots.nth(i)
+            assert json.loads(root.get_attribute("data-state")), (path, kind)
+            assert root.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), (path, kind, width)
+            unlabeled = root.evaluate("""e => Array.from(e.querySelectorAll("input, select"))
+                .filter((c) => !(c.labels && c.labels.length)).length""")
+            assert unlabeled == 0, (path, kind)
+    for i, kind in enumerate(kinds):
+        drivers = [drive for name, drive in DRIVERS.items() if name in kind]
+        assert len(drivers) == 1, f"{path}: unknown explorer {kind!r}"
+        drivers[0](Explorer(browser_page, roots.nth(i)))
+    browser_page.assert_clean()
