@@ -33,7 +33,7 @@ _build/.package-stamp: $(PACKAGE_FILES)
 	@mkdir -p _build && touch $@
 
 book: $(VENV)/.installed vendor/.installed _build/.package-stamp
-	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	$(BIN)/jupyter-book build . --all --builder html -W -n --keep-going
 	@echo
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
 
@@ -44,13 +44,13 @@ unit: $(VENV)/.installed vendor/.installed
 	$(BIN)/pytest -n 2 -m "not browser" tests
 
 notebooks: $(VENV)/.installed
-	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 notebooks
+	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=1200 notebooks
 
 browser: book
 	$(BIN)/pytest -m browser tests
 
 test: lint book
-	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=600 tests notebooks
+	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=1200 tests notebooks
 
 # One reveal.js deck per chapter, offline: _build/slides/index.html
 slides: book

@@ -84,7 +84,7 @@ def test_every_notebook_runs_alone(colab_env, tmp_path):
     env["PATH"] = f"{colab_env / 'bin'}:{env['PATH']}"
     result = subprocess.run(
         [str(colab_env / "bin" / "pytest"), "-p", "no:cacheprovider", "-n", "2", "--nbmake",
-         "--nbmake-timeout=600", *copies],
+         "--nbmake-timeout=1200", *copies],
         cwd=tmp_path, env=env, text=True, capture_output=True,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -1,0 +1,211 @@
+"""Nearest-neighbour search over (quantized) embeddings, and how good it is (chapter 6).
+
+Exact search scores every corpus vector against every query and keeps the k best:
+
+- float32 / float8: the dot product q·c (equal to cosine similarity for normalized vectors)
+- int8 codes: the integer dot product, accumulated in int32
+- uint8 codes: the same after re-centring 2q − 255 (odd integers, exactly 255·x̂ for the
+  fixed-range scheme), so the ranking is that of the dequantized vectors
+- binary/ubinary codes: the Hamming distance, smaller is better
+
+Binary search with rescoring retrieves k·m candidates by Hamming distance, then rescores them with
+the float query. Ties are broken by the smaller corpus id everywhere, so results are deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quantbook._arrays import check_finite, like, to_numpy
+from quantbook.embeddings import as_packed_bytes, hamming_distance, unpack_sign_bits
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def top_k(scores, k: int, largest: bool = True):
+    """The k best entries of each row of ``scores`` (n, m): (ids, values), best first.
+
+    ``largest=True`` for similarities, ``False`` for distances. Ties go to the smaller id, also at
+    the k-th place, so the answer is unique. k larger than m gives all m.
+    """
+    s = to_numpy(scores, "scores")
+    k = _check_k(k)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be a 2-D (queries, corpus) array, got shape {s.shape}")
+    n, m = s.shape
+    k = min(k, m)
+    if n == 0 or m == 0:
+        return np.zeros((n, k), dtype=np.int64), s[:, :k].copy()
+    if s.dtype.kind in "iub":
+        key = s.astype(np.int64)  # room to negate unsigned and int32 values
+    elif s.dtype.kind == "f":
+        check_finite(s, "scores")
+        key = s
+    else:
+        raise TypeError(f"scores must be real numbers, got dtype {s.dtype}")
+    if not largest:
+        key = -key
+    # argpartition finds the k best in O(m); only rows where ties straddle the k-th place
+    # need a full, id-ordered sort.
+    ids = np.argpartition(-key, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(key, ids, axis=1)
+    kth = vals.min(axis=1, keepdims=True)
+    straddle = (key >= kth).sum(axis=1) > k
+    for row in np.flatnonzero(straddle):
+        candidates = np.flatnonzero(key[row] >= kth[row])
+        order = np.lexsort((candidates, -key[row, candidates]))[:k]
+        ids[row] = candidates[order]
+    vals = np.take_along_axis(key, ids, axis=1)
+    order = np.lexsort((ids, -vals), axis=1)
+    ids = np.take_along_axis(ids, order, axis=1).astype(np.int64)
+    return ids, np.take_along_axis(s, ids, axis=1)
+
+
+def _centred_integers(codes: np.ndarray) -> np.ndarray:
+    if codes.dtype == np.uint8:
+        # 2q − 255 = 255·x̂ for fixed-range uint8: a centred, odd-integer grid
+        return codes.astype(np.int32) * 2 - 255
+    return codes.astype(np.int32)
+
+
+def integer_dot(a, b):
+    """s_ij = Σ_k a_ik·b_jk with int32 accumulation, for int8 (or re-centred uint8) codes.
+
+    NumPy has no integer matrix-multiply kernel (no BLAS), so the exact integer sums are computed
+    with float BLAS when no sum can leave the range where floats hold integers exactly
+    (max|a|·max|b|·d < 2²⁴ for float32, < 2⁵³ for float64). The result is bit-identical to
+    ``a.astype(int32) @ b.astype(int32).T``; only the speed differs.
+    """
+    ia, ib = _centred_integers(to_numpy(a, "a")), _centred_integers(to_numpy(b, "b"))
+    if ia.shape[-1] != ib.shape[-1]:
+        raise ValueError(f"a and b must have the same dimension, got {ia.shape} and {ib.shape}")
+    bound = (
+        int(np.abs(ia).max(initial=0)) * int(np.abs(ib).max(initial=0)) * ia.shape[-1]
+        if ia.size and ib.size
+        else 0
+    )
+    if bound >= 2**31:
+        raise ValueError("the dot products would overflow int32 accumulation")
+    ftype = np.float32 if bound < 2**24 else np.float64
+    out = ia.astype(ftype) @ ib.astype(ftype).T
+    return like(out.astype(np.int32), a, b)
+
+
+def dot_scores(queries, corpus):
+    """Similarity of every query with every corpus vector, shape (n_queries, n_corpus).
+
+    Floats (float32, float16, float8 e4m3fn): the float32 dot product q·c.
+    int8 or uint8 codes (both sides the same): :func:`integer_dot` (int32).
+    """
+    q, c = to_numpy(queries, "queries"), to_numpy(corpus, "corpus")
+    if q.ndim == 1:
+        q = q[None, :]
+    if q.ndim != 2 or c.ndim != 2:
+        raise ValueError(
+            f"queries must be (n, d) or (d,) and corpus (m, d), got {q.shape} and {c.shape}"
+        )
+    if q.shape[1] != c.shape[1]:
+        raise ValueError(
+            f"queries and corpus must have the same dimension, got {q.shape[1]} and {c.shape[1]}"
+        )
+    q_int, c_int = q.dtype in (np.int8, np.uint8), c.dtype in (np.int8, np.uint8)
+    if q_int or c_int:
+        if q.dtype != c.dtype:
+            raise TypeError(
+                "queries and corpus must both be int8 or both uint8 codes, "
+                f"got {q.dtype} and {c.dtype}"
+            )
+        return like(integer_dot(q, c), queries, corpus)
+    qf, cf = q.astype(np.float32), c.astype(np.float32)
+    check_finite(qf, "queries")
+    check_finite(cf, "corpus")
+    return like(qf @ cf.T, queries, corpus)
+
+
+def search_dot(queries, corpus, k: int = 10):
+    """Exact top-k by dot product: (ids, scores), each (n_queries, k), best first.
+
+    See :func:`dot_scores` for the precisions. Ties go to the smaller corpus id.
+    """
+    scores = dot_scores(queries, corpus)
+    ids, vals = top_k(to_numpy(scores), k)
+    return like(ids, queries, corpus), like(vals, queries, corpus)
+
+
+def search_hamming(query_codes, corpus_codes, k: int = 10):
+    """Exact top-k by Hamming distance on packed sign bits: (ids, distances), nearest first.
+
+    Both sides binary (int8) or both ubinary (uint8). Ties go to the smaller corpus id.
+    """
+    q = to_numpy(query_codes, "query_codes")
+    distances = to_numpy(hamming_distance(np.atleast_2d(q), corpus_codes))
+    ids, vals = top_k(distances, k, largest=False)
+    return like(ids, query_codes, corpus_codes), like(vals, query_codes, corpus_codes)
+
+
+def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 4, corpus=None):
+    """Binary search with rescoring: retrieve k·m by Hamming distance, rescore with the float query.
+
+    1. quantize the float ``queries`` to sign bits and take the ``k * multiplier`` corpus codes
+       with the smallest Hamming distance;
+    2. score those candidates with the float query: q·c against ``corpus`` (float vectors of the
+       whole corpus, e.g. kept on disk) if it is given, else q·ĉ against the ±1 vectors unpacked
+       from the codes (nothing but the bits needed);
+    3. keep the k best.
+
+    q·ĉ with ĉ = 2b − 1 ranks like sentence-transformers' q·b on the {0, 1} bits (the two differ
+    by Σq, the same for every candidate). Returns (ids, scores), each (n_queries, k).
+    """
+    multiplier = _check_k(multiplier)
+    k = _check_k(k)
+    q = to_numpy(queries, "queries").astype(np.float32)
+    if q.ndim == 1:
+        q = q[None, :]
+    check_finite(q, "queries")
+    codes = as_packed_bytes(corpus_codes, "corpus_codes")
+    if codes.ndim != 2:
+        raise ValueError(f"corpus_codes must be (m, bytes), got shape {codes.shape}")
+    if (q.shape[1] + 7) // 8 != codes.shape[1]:
+        raise ValueError(
+            f"queries of dimension {q.shape[1]} pack into {(q.shape[1] + 7) // 8} bytes, "
+            f"corpus_codes has {codes.shape[1]}"
+        )
+    query_codes = np.packbits(q > 0, axis=-1)
+    candidates, _ = search_hamming(query_codes, codes, k * multiplier)
+    if corpus is not None:
+        c = to_numpy(corpus, "corpus").astype(np.float32)
+        if c.shape != (codes.shape[0], q.shape[1]):
+            raise ValueError(
+                f"corpus must have shape {(codes.shape[0], q.shape[1])}, got {c.shape}"
+            )
+        vectors = c[candidates]
+    else:
+        vectors = unpack_sign_bits(codes[candidates], q.shape[1])
+    rescored = np.einsum("nd,nkd->nk", q, vectors)
+    # among the candidates: best score first, ties to the smaller corpus id
+    order = np.lexsort((candidates, -rescored), axis=1)[:, :k]
+    ids = np.take_along_axis(candidates, order, axis=1)
+    return like(ids, queries), like(np.take_along_axis(rescored, order, axis=1), queries)
+
+
+def recall_at_k(found_ids, true_ids) -> float:
+    """Recall@k = mean over queries of |found ∩ true| / k, with k = true_ids.shape[1].
+
+    ``found_ids`` (n, ≥k or fewer) are the ids a search returned, ``true_ids`` (n, k) those of
+    exact float32 search. 1.0 means every true neighbour was found.
+    """
+    found, truth = to_numpy(found_ids, "found_ids"), to_numpy(true_ids, "true_ids")
+    if found.ndim != 2 or truth.ndim != 2 or found.shape[0] != truth.shape[0]:
+        raise ValueError(
+            f"found_ids and true_ids must be (n, k) arrays with the same n, got {found.shape} "
+            f"and {truth.shape}"
+        )
+    k = truth.shape[1]
+    if truth.shape[0] == 0 or k == 0:
+        return float("nan")
+    hits = (found[:, :k, None] == truth[:, None, :]).any(axis=2).sum(axis=1)
+    return float(hits.mean() / k)
