@@ -49,8 +49,10 @@ notebooks: $(VENV)/.installed
 browser: book
 	$(BIN)/pytest -m browser tests
 
+# The notebooks run twice: in the book build, and alone in a Colab-like venv under nbmake
+# (tests/test_colab.py). Both share the embedding cache, so the model embeds the corpus once.
 test: lint book
-	$(BIN)/pytest -n 2 --nbmake --nbmake-timeout=1200 tests notebooks
+	$(BIN)/pytest -n 2 --dist loadfile tests
 
 # One reveal.js deck per chapter, offline: _build/slides/index.html
 slides: book
