@@ -7,23 +7,9 @@ from __future__ import annotations
 
 import math
 
+from quantbook.exercises._answers import read_number
+
 __all__ = ["check_float16_spacing", "check_e4m3_max", "check_model_memory_gb"]
-
-
-def _number(answer) -> float | None:
-    """The answer as a float, or None (after printing why) when it is not a finite number."""
-    if answer is None or answer is Ellipsis:
-        print("Replace the placeholder with your answer (a number), then run the cell again.")
-        return None
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Your answer should be a single number; got {answer!r}.")
-        return None
-    if not math.isfinite(value):
-        print(f"Your answer should be a finite number; got {value}.")
-        return None
-    return value
 
 
 def _close(value: float, target: float, rel: float = 1e-3) -> bool:
@@ -36,7 +22,7 @@ def check_float16_spacing(answer) -> bool:
     1000 lies in the binade [2^9, 2^10); float16 has 10 mantissa bits, so the spacing there is
     2^(9 - 10) = 0.5.
     """
-    value = _number(answer)
+    value = read_number(answer)
     if value is None:
         return False
     hints = [
@@ -70,7 +56,7 @@ def check_e4m3_max(answer) -> bool:
     e4m3fn has no infinities: only S.1111.111 is NaN, so exponent field 1111 is usable and the
     largest mantissa there is 110. With bias 7: 2^(15 - 7) * (1 + 6/8) = 448.
     """
-    value = _number(answer)
+    value = read_number(answer)
     if value is None:
         return False
     hints = [
@@ -110,7 +96,7 @@ def check_model_memory_gb(answer) -> bool:
 
     Bits per weight: 4 + 16/32 = 4.5; bytes = 7e9 * 4.5 / 8 = 3.9375e9, i.e. 3.9375 GB.
     """
-    value = _number(answer)
+    value = read_number(answer)
     if value is None:
         return False
     n, g, s = MEMORY_PARAMS, MEMORY_GROUP, MEMORY_SCALE_BITS

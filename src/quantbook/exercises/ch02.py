@@ -11,26 +11,12 @@ import math
 
 import numpy as np
 
+from quantbook.exercises._answers import read_number
+
 __all__ = ["check_scale", "check_zero_point", "check_quantize"]
 
 ALPHA, BETA = -100.0, 80.0
 QMIN, QMAX = -128, 127
-
-
-def _number(answer) -> float | None:
-    """The answer as a float, or None (after printing why) when it is not a finite number."""
-    if answer is None or answer is Ellipsis:
-        print("Replace the placeholder with your answer (a number), then run the cell again.")
-        return None
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Your answer should be a single number; got {answer!r}.")
-        return None
-    if not math.isfinite(value):
-        print(f"Your answer should be a finite number; got {value}.")
-        return None
-    return value
 
 
 def check_scale(answer) -> bool:
@@ -38,7 +24,7 @@ def check_scale(answer) -> bool:
 
     S = (beta - alpha) / (q_max - q_min) = 180 / 255 = 0.70588...
     """
-    value = _number(answer)
+    value = read_number(answer)
     if value is None:
         return False
     width, steps = BETA - ALPHA, QMAX - QMIN
@@ -75,7 +61,7 @@ def check_zero_point(answer) -> bool:
 
     Z = round(q_min - alpha / S) = round(-128 + 141.67) = round(13.67) = 14.
     """
-    value = _number(answer)
+    value = read_number(answer)
     if value is None:
         return False
     scale = (BETA - ALPHA) / (QMAX - QMIN)

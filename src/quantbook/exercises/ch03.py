@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from quantbook.exercises._answers import read_codes, read_number
+
 __all__ = [
     "INT4_EXERCISE_VALUES",
     "check_int4_codes",
@@ -22,33 +24,13 @@ INT4_EXERCISE_VALUES = (3.5, -1.25, 0.25, 1.6, -3.3, 0.75)
 _INT4_CODES = (7, -2, 0, 3, -7, 2)
 
 
-def _codes(answer, n: int) -> np.ndarray | None:
-    """The answer as a 1-D float array of length ``n``, or None (after printing why)."""
-    if answer is None or answer is Ellipsis:
-        print(f"Replace the placeholder with your answer (a list of {n} integer codes), then run "
-              "the cell again.")
-        return None
-    try:
-        a = np.asarray(answer, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        print(f"Your answer should be a list of {n} integers; got {answer!r}.")
-        return None
-    if a.size != n:
-        print(f"Give one code per value: {n} integers, got {a.size}.")
-        return None
-    if not np.isfinite(a).all():
-        print("Your answer contains NaN or an infinity; the codes are small integers.")
-        return None
-    return a
-
-
 def check_int4_codes(answer) -> bool:
     """Exercise: the int4 codes of :data:`INT4_EXERCISE_VALUES` under symmetric absmax.
 
     S = max|x| / (2**3 - 1) = 3.5 / 7 = 0.5 and q = round(x / S) with round half to even:
     x / S = [7, -2.5, 0.5, 3.2, -6.6, 1.5] -> [7, -2, 0, 3, -7, 2].
     """
-    a = _codes(answer, len(_INT4_CODES))
+    a = read_codes(answer, len(_INT4_CODES))
     if a is None:
         return False
     x = np.array(INT4_EXERCISE_VALUES)
@@ -86,22 +68,6 @@ def check_int4_codes(answer) -> bool:
     return False
 
 
-def _number(answer) -> float | None:
-    if answer is None or answer is Ellipsis:
-        print("Replace the placeholder with your answer (a number of decibels), then run the "
-              "cell again.")
-        return None
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Your answer should be a single number; got {answer!r}.")
-        return None
-    if not math.isfinite(value):
-        print(f"Your answer should be a finite number; got {value}.")
-        return None
-    return value
-
-
 def check_relu_gain_db(answer) -> bool:
     """Exercise: SQNR gained by storing ReLU outputs as unsigned instead of signed int8.
 
@@ -109,7 +75,7 @@ def check_relu_gain_db(answer) -> bool:
     rounding noise power goes with the square of the step, so the gain is
     20·log10(255/127) ≈ 6.05 dB (one bit, minus a hair).
     """
-    value = _number(answer)
+    value = read_number(answer, "a number of decibels")
     if value is None:
         return False
     gain = 20 * math.log10(255 / 127)

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from quantbook.exercises._answers import read_number
+
 __all__ = [
     "PER_CHANNEL_EXERCISE_W",
     "check_per_channel_codes",
@@ -86,17 +88,8 @@ def check_q4_1_bits_per_weight(answer) -> bool:
     A block of 32 weights holds 32 four-bit codes, an fp16 scale d and an fp16 minimum m:
     (32·4 + 16 + 16) / 32 = 5.0 bits per weight (20 bytes per block).
     """
-    if answer is None or answer is Ellipsis:
-        print("Replace the placeholder with your answer (bits per weight), then run the cell "
-              "again.")
-        return False
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Your answer should be a single number; got {answer!r}.")
-        return False
-    if not math.isfinite(value):
-        print(f"Your answer should be a finite number; got {value}.")
+    value = read_number(answer, "bits per weight")
+    if value is None:
         return False
     if math.isclose(value, 5.0, abs_tol=1e-9):
         print("Correct! (32·4 + 16 + 16) / 32 = 5.0 bits: the two fp16 numbers add a full bit "

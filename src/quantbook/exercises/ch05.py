@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from quantbook.exercises._answers import read_number
+
 __all__ = [
     "UNPACK_BYTE",
     "PACK_VALUES",
@@ -104,16 +106,9 @@ def check_bits_per_weight(answer) -> bool:
 
     bits per weight = 4 + (16 + 16) / 128 = 4.25.
     """
-    if answer is None or answer is Ellipsis:
-        print("Replace the placeholder with your answer (a number of bits), then run the cell.")
-        return False
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Your answer should be a single number of bits, got {answer!r}.")
-        return False
-    if not math.isfinite(value):
-        print(f"Your answer should be a finite number, got {value}.")
+    value = read_number(answer, "a number of bits", single="a single number of bits", sep=",",
+                        rerun="then run the cell")
+    if value is None:
         return False
     if math.isclose(value, 4.25, rel_tol=1e-6):
         print("Correct! Each block of 128 values carries 4 * 128 + 16 + 16 = 544 bits: "

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from quantbook.exercises._answers import read_number
+
 __all__ = ["check_uint8_code", "check_sign_unpacker", "check_binary_index_megabytes"]
 
 # the seed's ubinary code of its 18-dimensional embedding, and the signs it encodes
@@ -17,28 +19,12 @@ SEED_UBINARY = [51, 99, 128]
 SEED_SIGNS = [-1, -1, 1, 1, -1, -1, 1, 1, -1, 1, 1, -1, -1, -1, 1, 1, 1, -1]
 
 
-def _number(answer) -> float | None:
-    """The answer as a float, or None (after printing why) when it is not a finite number."""
-    if answer is None or answer is Ellipsis:
-        print("Replace the placeholder with your answer (a number), then run the cell again.")
-        return None
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Your answer should be a single number; got {answer!r}.")
-        return None
-    if not math.isfinite(value):
-        print(f"Your answer should be a finite number; got {value}.")
-        return None
-    return value
-
-
 def check_uint8_code(answer) -> bool:
     """Exercise: the fixed-range uint8 code of x = 0.25.
 
     q = rint(127.5 · (0.25 + 1)) = rint(159.375) = 159.
     """
-    value = _number(answer)
+    value = read_number(answer)
     if value is None:
         return False
     hints = {
@@ -129,7 +115,7 @@ def check_binary_index_megabytes(answer) -> bool:
 
     1024 bits = 128 bytes per vector, × 10⁶ vectors = 128 MB (float32 would be 4,096 MB).
     """
-    value = _number(answer)
+    value = read_number(answer)
     if value is None:
         return False
     if math.isclose(value, 128):
