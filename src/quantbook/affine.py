@@ -170,7 +170,8 @@ def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
         t += z[rows]
         np.clip(t, qmin, qmax, out=t)
         q[rows] = t  # whole numbers in [qmin, qmax]: exact in int8/uint8
-    return like(q.reshape(shape), x, scale, zero_point)
+    q = q.reshape(shape)
+    return like(q if shape else q[()], x, scale, zero_point)  # scalar in, NumPy scalar out
 
 
 def _row_blocks(shape: tuple[int, ...], values: int = 1 << 16) -> list[slice]:
