@@ -1,6 +1,6 @@
 """The worked examples of the seeds 001-004, reproduced by the package.
 
-The seeds' inputs and printed outputs are copied here; nothing is read from ../shared.
+The seeds' inputs and printed outputs are copied here; nothing is read from outside the repository.
 """
 
 import numpy as np
