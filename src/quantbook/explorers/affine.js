@@ -123,10 +123,9 @@ function render({ model, el }) {
   let batching = false;
   function set(values) {
     batching = true;
-    for (const [k, v] of Object.entries(values)) model.set(k, v);
+    setTraits(model, values);
     batching = false;
     update();
-    save(model);
   }
 
   scale.input.addEventListener("input", () => {
@@ -149,21 +148,15 @@ function render({ model, el }) {
   signed.select.addEventListener("change", () => refit(model.get("bits"), signed.select.value === "true"));
   fit.addEventListener("click", () => refit(model.get("bits"), model.get("signed")));
 
-  loadData();
-  update();
-  const offData = listen(model, ["data", "x"], () => {
-    loadData();
-    update();
+  return follow(model, root, {
+    data: ["data", "x"],
+    settings: ["scale", "zero_point", "bits", "signed"],
+    loadData,
+    update,
+    onSetting: () => {
+      if (!batching) update();
+    },
   });
-  const off = listen(model, ["scale", "zero_point", "bits", "signed"], () => {
-    if (!batching) update();
-  });
-  const offResize = onResize(root, update);
-  return () => {
-    offData();
-    off();
-    offResize();
-  };
 }
 
 export default { render };

@@ -166,28 +166,15 @@ function render({ model, el }) {
     performance.mark("qb-redraw-end");
   }
 
-  bits.input.addEventListener("input", () => {
-    model.set("bits", Number(bits.input.value));
-    save(model);
-  });
-  scheme.select.addEventListener("change", () => {
-    model.set("scheme", scheme.select.value);
-    save(model);
-  });
+  bits.input.addEventListener("input", () => setTraits(model, { bits: Number(bits.input.value) }));
+  scheme.select.addEventListener("change", () => setTraits(model, { scheme: scheme.select.value }));
 
-  loadData();
-  update();
-  const offData = listen(model, ["data", "x"], () => {
-    loadData();
-    update();
+  return follow(model, root, {
+    data: ["data", "x"],
+    settings: ["bits", "scheme"],
+    loadData,
+    update,
   });
-  const off = listen(model, ["bits", "scheme"], update);
-  const offResize = onResize(root, update);
-  return () => {
-    offData();
-    off();
-    offResize();
-  };
 }
 
 export default { render };

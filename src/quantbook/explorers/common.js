@@ -335,6 +335,30 @@ function pointsTable(caption, x, q, xHat) {
 }
 
 // Observe the element's width so the figures follow a resized window or a rotated phone.
+// Set traits from the page, then tell the kernel (if any) once.
+function setTraits(model, values) {
+  for (const [k, v] of Object.entries(values)) model.set(k, v);
+  save(model);
+}
+
+// Draw now; reload and redraw when the data changes, redraw when a setting or the width changes.
+// Returns the cleanup that anywidget calls when the view goes away.
+function follow(model, root, { data, settings, loadData, update, onSetting = update }) {
+  loadData();
+  update();
+  const offData = listen(model, data, () => {
+    loadData();
+    update();
+  });
+  const off = listen(model, settings, onSetting);
+  const offResize = onResize(root, update);
+  return () => {
+    offData();
+    off();
+    offResize();
+  };
+}
+
 function onResize(el, redraw) {
   if (typeof ResizeObserver === "undefined") return () => {};
   let last = el.clientWidth;

@@ -180,26 +180,16 @@ function render({ model, el }) {
     performance.mark("qb-redraw-end");
   }
 
-  function set(name, value) {
-    model.set(name, value);
-    save(model);
-  }
+  const set = (name, value) => setTraits(model, { [name]: value });
   mix.input.addEventListener("input", () => set("mix", Number(mix.input.value)));
   dims.input.addEventListener("input", () => set("dims", Number(dims.input.value)));
 
-  loadData();
-  update();
-  const offData = listen(model, ["a", "b"], () => {
-    loadData();
-    update();
+  return follow(model, root, {
+    data: ["a", "b"],
+    settings: ["mix", "dims", "labels"],
+    loadData,
+    update,
   });
-  const off = listen(model, ["mix", "dims", "labels"], update);
-  const offResize = onResize(root, update);
-  return () => {
-    offData();
-    off();
-    offResize();
-  };
 }
 
 export default { render };

@@ -208,28 +208,18 @@ function render({ model, el }) {
     performance.mark("qb-redraw-end");
   }
 
-  function set(name, value) {
-    model.set(name, value);
-    save(model);
-  }
+  const set = (name, value) => setTraits(model, { [name]: value });
   gran.select.addEventListener("change", () => set("granularity", gran.select.value));
   group.select.addEventListener("change", () => set("group_size", Number(group.select.value)));
   outlier.input.addEventListener("input", () => set("outlier", Number(outlier.input.value)));
   bits.input.addEventListener("input", () => set("bits", Number(bits.input.value)));
 
-  loadData();
-  update();
-  const offData = listen(model, ["w", "group_sizes"], () => {
-    loadData();
-    update();
+  return follow(model, root, {
+    data: ["w", "group_sizes"],
+    settings: ["granularity", "group_size", "outlier", "bits"],
+    loadData,
+    update,
   });
-  const off = listen(model, ["granularity", "group_size", "outlier", "bits"], update);
-  const offResize = onResize(root, update);
-  return () => {
-    offData();
-    off();
-    offResize();
-  };
 }
 
 export default { render };

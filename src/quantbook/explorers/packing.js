@@ -142,10 +142,7 @@ function render({ model, el }) {
     performance.mark("qb-redraw-end");
   }
 
-  function set(values) {
-    for (const [k, v] of Object.entries(values)) model.set(k, v);
-    save(model);
-  }
+  const set = (values) => setTraits(model, values);
   order.select.addEventListener("change", () => set({ order: order.select.value }));
   // Same bits, other reading: a value out of range for the new type keeps its nibble.
   signed.select.addEventListener("change", () => {
