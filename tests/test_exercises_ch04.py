@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from quantbook import granularity, symmetric
+from quantbook import granularity, metrics, symmetric
 from quantbook.exercises import ch04
 
 
@@ -96,3 +96,50 @@ def test_placeholders_and_garbage_never_raise(answer, capsys):
         ok, out = run(check, answer, capsys)
         assert ok is False
         assert out.strip()
+
+
+# --- outlier row, groups of 32 ----------------------------------------------------------------
+
+def test_outlier_row_is_built_as_the_exercise_states():
+    rng = np.random.default_rng(4)
+    row = (0.02 * rng.standard_normal(4096)).astype(np.float32)
+    row[1000] = 2.0
+    assert np.array_equal(ch04.outlier_row(), row)
+    assert ch04.outlier_row().dtype == np.float32
+
+
+def outlier_sqnr(group_size, include_outlier=False):
+    row = ch04.outlier_row()
+    kwargs = {} if group_size is None else {"group_size": group_size}
+    q, s = symmetric.quantize(row, 8, **kwargs)
+    row_hat = symmetric.dequantize(q, s, group_size)
+    if include_outlier:
+        return metrics.sqnr_db(row, row_hat)
+    return metrics.sqnr_db(np.delete(row, 1000), np.delete(row_hat, 1000))
+
+
+@pytest.mark.parametrize("digits", [1, 2, 6])
+def test_outlier_row_sqnr_accepts_the_value_to_one_decimal(digits, capsys):
+    ok, out = run(ch04.check_outlier_row_group_sqnr, round(outlier_sqnr(32), digits), capsys)
+    assert ok is True
+    assert out.startswith("Correct!")
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (lambda: outlier_sqnr(None), "per-tensor"),
+        (lambda: outlier_sqnr(32, include_outlier=True), "includes the outlier"),
+        (lambda: outlier_sqnr(None, include_outlier=True), "per tensor and includes"),
+        (lambda: outlier_sqnr(32) + 0.2, "Not yet"),
+        (lambda: outlier_sqnr(32) - 0.1, "Not yet"),
+    ],
+)
+def test_outlier_row_sqnr_rejects_slips_with_a_hint(answer, hint, capsys):
+    ok, out = run(ch04.check_outlier_row_group_sqnr, answer(), capsys)
+    assert ok is False
+    assert hint in out
+
+
+def test_outlier_row_sqnr_placeholder():
+    assert ch04.check_outlier_row_group_sqnr(None) is False

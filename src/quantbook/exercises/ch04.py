@@ -13,10 +13,28 @@ import numpy as np
 from quantbook.exercises._answers import read_number
 
 __all__ = [
+    "OUTLIER_ROW_INDEX",
+    "OUTLIER_ROW_SEED",
+    "OUTLIER_ROW_SIZE",
+    "OUTLIER_ROW_STD",
+    "OUTLIER_ROW_VALUE",
     "PER_CHANNEL_EXERCISE_W",
+    "check_outlier_row_group_sqnr",
     "check_per_channel_codes",
     "check_q4_1_bits_per_weight",
+    "outlier_row",
 ]
+
+# The outlier-row exercise, fully specified so that exactly one answer is right:
+#   rng = np.random.default_rng(4); row = (0.02 * rng.standard_normal(4096)).astype(np.float32)
+#   row[1000] = 2.0
+OUTLIER_ROW_SEED = 4
+OUTLIER_ROW_SIZE = 4096
+OUTLIER_ROW_STD = 0.02
+OUTLIER_ROW_INDEX = 1000
+OUTLIER_ROW_VALUE = 2.0
+# The answer is asked to one decimal; any value that rounds to the right one passes.
+_SQNR_TOLERANCE_DB = 0.05
 
 # Two output channels (rows) of very different size: one scale for both crushes the second row.
 # No x / S below is a rounding tie, so the answer does not depend on the rounding rule.
@@ -114,4 +132,66 @@ def check_q4_1_bits_per_weight(answer) -> bool:
             return False
     print("Not yet. Count the bits of one block (the 32 codes plus the metadata) and divide by "
           "the number of weights in the block.")
+    return False
+
+
+def outlier_row() -> np.ndarray:
+    """The row of the outlier exercise: Gaussian float32 weights and one large weight.
+
+    ``rng = np.random.default_rng(OUTLIER_ROW_SEED)``, ``row = (OUTLIER_ROW_STD *
+    rng.standard_normal(OUTLIER_ROW_SIZE)).astype(np.float32)``, then
+    ``row[OUTLIER_ROW_INDEX] = OUTLIER_ROW_VALUE``.
+    """
+    rng = np.random.default_rng(OUTLIER_ROW_SEED)
+    row = (OUTLIER_ROW_STD * rng.standard_normal(OUTLIER_ROW_SIZE)).astype(np.float32)
+    row[OUTLIER_ROW_INDEX] = OUTLIER_ROW_VALUE
+    return row
+
+
+def _others_sqnr(group_size: int | None, include_outlier: bool = False) -> float:
+    """int8 symmetric SQNR (dB) of the row's weights other than the outlier (or of all)."""
+    from quantbook import metrics, symmetric
+
+    row = outlier_row()
+    kwargs = {} if group_size is None else {"group_size": group_size}
+    q, s = symmetric.quantize(row, 8, **kwargs)
+    row_hat = symmetric.dequantize(q, s, group_size)
+    if include_outlier:
+        return float(metrics.sqnr_db(row, row_hat))
+    keep = np.arange(row.size) != OUTLIER_ROW_INDEX
+    return float(metrics.sqnr_db(row[keep], row_hat[keep]))
+
+
+def check_outlier_row_group_sqnr(answer) -> bool:
+    """Exercise: SQNR of the non-outlier weights of :func:`outlier_row`, int8, groups of 32.
+
+    ``q, s = symmetric.quantize(row, 8, group_size=32)``, ``row_hat =
+    symmetric.dequantize(q, s, 32)``, then ``metrics.sqnr_db`` over every weight but the one at
+    ``OUTLIER_ROW_INDEX``. Accepted within 0.05 dB (the answer is asked to one decimal).
+    """
+    value = read_number(answer, "a number of decibels")
+    if value is None:
+        return False
+    expected = _others_sqnr(32)
+    if abs(value - expected) <= _SQNR_TOLERANCE_DB:
+        print(f"Correct! {expected:.1f} dB: only the outlier's own group of 32 keeps the coarse "
+              "step; the other groups get scales from their own largest weights.")
+        return True
+    hints = [
+        (_others_sqnr(None), "That is the per-tensor SQNR: one scale 2.0 / 127 for the whole "
+                             "row. Quantize with group_size=32 instead."),
+        (_others_sqnr(32, include_outlier=True),
+         "That SQNR includes the outlier itself. Leave out the weight at index 1000: the "
+         "question is about the other weights."),
+        (_others_sqnr(None, include_outlier=True),
+         "That is per tensor and includes the outlier. Use group_size=32 and leave out the "
+         "weight at index 1000."),
+    ]
+    for target, hint in hints:
+        if abs(value - target) <= _SQNR_TOLERANCE_DB:
+            print(hint)
+            return False
+    print("Not yet. Build the row exactly as stated (seed 4, float32, the outlier at index "
+          "1000), quantize with symmetric.quantize(row, 8, group_size=32), dequantize with "
+          "group size 32, and take metrics.sqnr_db over the other 4095 weights.")
     return False
