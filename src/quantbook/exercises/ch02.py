@@ -30,9 +30,9 @@ def check_scale(answer) -> bool:
     width, steps = BETA - ALPHA, QMAX - QMIN
     hints = [
         (width / steps, None),
-        (steps / width, "That is the inverse, the 'scale factor' 255/(beta - alpha) of the first "
-                        "seed. In this book the scale is real units per integer step: "
-                        "(beta - alpha)/(q_max - q_min)."),
+        (steps / width, "That is the inverse, the 'scale factor' 255/(beta - alpha) of worked "
+                        "example 1 (Labonne's tutorial and seed notebook 001). In this book the "
+                        "scale is real units per integer step: (beta - alpha)/(q_max - q_min)."),
         (width / (steps + 1), "256 codes have 255 steps between them: divide by "
                               "q_max - q_min = 255, not 256."),
         (BETA / QMAX, "That is a symmetric (absmax) scale from beta alone. Affine quantization "
