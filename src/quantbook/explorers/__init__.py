@@ -5,6 +5,7 @@ this package (``*.js`` next to this file) and is sent to the page with the widge
 so the explorers respond in JupyterLab, Jupyter Notebook, VS Code, Colab and on the book's
 static website, where there is no kernel at all.
 
+- :class:`FloatBitsExplorer` (chapter 1): a typed number's bits in five float formats.
 - :class:`AffineExplorer` (chapter 2): scale, zero point and bit width over a histogram.
 - :class:`BitWidthExplorer` (chapter 3): 2 to 8 bits, symmetric or affine, MSE and SQNR.
 - :class:`GranularityExplorer` (chapter 4): per-tensor / per-channel / per-group, an outlier.
@@ -32,10 +33,12 @@ side (``explorer.state()``, ``explorer.scale``) works either way.
 from quantbook.explorers.affine import AffineExplorer
 from quantbook.explorers.bitwidth import BitWidthExplorer
 from quantbook.explorers.embedding import EmbeddingExplorer
+from quantbook.explorers.floatbits import FloatBitsExplorer
 from quantbook.explorers.granularity import GranularityExplorer
 from quantbook.explorers.packing import PackingExplorer
 
 __all__ = [
+    "FloatBitsExplorer",
     "AffineExplorer",
     "BitWidthExplorer",
     "GranularityExplorer",

@@ -346,6 +346,7 @@ function setTraits(model, values) {
 function follow(model, root, { data, settings, loadData, update, onSetting = update }) {
   loadData();
   update();
+  hideFallback(model);
   const offData = listen(model, data, () => {
     loadData();
     update();
@@ -357,6 +358,17 @@ function follow(model, root, { data, settings, loadData, update, onSetting = upd
     off();
     offResize();
   };
+}
+
+// The static fallback (plain HTML of the starting state, displayed by Python just before the
+// widget, for pages without JavaScript) gives way to the live explorer once it has rendered.
+function hideFallback(model) {
+  const id = model.get("_fallback_id");
+  const node = id ? document.getElementById(id) : null;
+  if (node) {
+    node.hidden = true;
+    node.style.display = "none";
+  }
 }
 
 function onResize(el, redraw) {
