@@ -11,6 +11,7 @@ static website, where there is no kernel at all.
 - :class:`GranularityExplorer` (chapter 4): per-tensor / per-channel / per-group, an outlier.
 - :class:`PackingExplorer` (chapter 5): int4 values into bytes, for every nibble order.
 - :class:`EmbeddingExplorer` (chapter 6): sign bits, Hamming distance against cosine.
+- :class:`MicroscalingExplorer` (chapter 8): 32 values in MXFP4 or NVFP4, every code shown.
 
 The browser computes exactly what :mod:`quantbook` computes (round half to even, the same
 clamping, float32 where quantbook uses float32). The explorer's root element carries
@@ -35,6 +36,7 @@ from quantbook.explorers.bitwidth import BitWidthExplorer
 from quantbook.explorers.embedding import EmbeddingExplorer
 from quantbook.explorers.floatbits import FloatBitsExplorer
 from quantbook.explorers.granularity import GranularityExplorer
+from quantbook.explorers.microscaling import MicroscalingExplorer
 from quantbook.explorers.packing import PackingExplorer
 
 __all__ = [
@@ -44,4 +46,5 @@ __all__ = [
     "GranularityExplorer",
     "PackingExplorer",
     "EmbeddingExplorer",
+    "MicroscalingExplorer",
 ]

@@ -119,16 +119,20 @@ class Explorer(anywidget.AnyWidget):
             out += [" | ".join(map(str, row)) for row in rows]
         return "\n".join(out)
 
-    def _display_bundles(self) -> list[dict]:
-        """What displaying the explorer publishes: the fallback, then the widget."""
+    def _display_bundles(self) -> list[tuple[dict, dict]]:
+        """What displaying the explorer publishes, as (data, metadata): the fallback, then the
+        widget."""
         fallback = {"text/html": self.fallback_html(), "text/plain": self.fallback_text()}
-        return [fallback, self._repr_mimebundle_()]
+        widget = self._repr_mimebundle_()
+        if not isinstance(widget, tuple):
+            widget = (widget, {})
+        return [(fallback, {}), (widget[0], widget[1] or {})]
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        for bundle in self._display_bundles():
-            display(bundle, raw=True)
+        for data, metadata in self._display_bundles():
+            display(data, metadata=metadata, raw=True)
 
 
 FALLBACK_NOTE = (

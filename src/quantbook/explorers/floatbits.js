@@ -26,63 +26,13 @@ function parseNumber(text) {
   return Number(t);
 }
 
-// floor(log2 a) for a positive finite double, exactly (from its exponent field).
-const scratch = new DataView(new ArrayBuffer(8));
-function floorLog2(a) {
-  scratch.setFloat64(0, a);
-  const e = (scratch.getUint32(0) >>> 20) & 0x7ff;
-  if (e === 0) return floorLog2(a * 2 ** 64) - 64; // subnormal double (not reached from float32)
-  return e - 1023;
-}
+const SPECS = FLOAT_FORMATS.map(([name, e, m, hasInf]) => floatFormat(name, e, m, hasInf ? "ieee" : "fn"));
 
-function formatSpec([name, e, m, hasInf]) {
-  const bias = 2 ** (e - 1) - 1;
-  const topE = hasInf ? 2 ** e - 2 : 2 ** e - 1;
-  const topM = hasInf ? 2 ** m - 1 : 2 ** m - 2; // e4m3fn: S.1111.111 is NaN
-  const max = (1 + topM / 2 ** m) * 2 ** (topE - bias);
-  return { name, e, m, hasInf, bias, bits: 1 + e + m, max, emin: 1 - bias };
-}
-const SPECS = FLOAT_FORMATS.map(formatSpec);
-
-function nanPattern(f, sign) {
-  if (!f.hasInf) return (sign << (f.bits - 1)) | (2 ** (f.bits - 1) - 1); // S.1111.111
-  return ((2 ** f.e - 1) * 2 ** f.m) + 2 ** (f.m - 1); // quiet NaN, positive (JavaScript's)
-}
-
-// The bit pattern of v (a float32 value, as a double) rounded to format f, ties to even.
-function encode(v, f) {
-  if (Number.isNaN(v)) return nanPattern(f, 0);
-  const sign = v < 0 || Object.is(v, -0) ? 1 : 0;
-  const a = Math.abs(v);
-  const signBit = sign * 2 ** (f.bits - 1);
-  if (a === Infinity) return f.hasInf ? signBit + (2 ** f.e - 1) * 2 ** f.m : nanPattern(f, sign);
-  if (a === 0) return signBit;
-  const k = Math.max(floorLog2(a), f.emin);
-  const q = 2 ** (k - f.m); // the spacing in a's binade (or among the subnormals)
-  const r = roundHalfEven(a / q) * q;
-  if (r > f.max) return f.hasInf ? signBit + (2 ** f.e - 1) * 2 ** f.m : nanPattern(f, sign);
-  if (r === 0) return signBit;
-  if (r < 2 ** f.emin) return signBit + r / 2 ** (f.emin - f.m); // subnormal: E = 0
-  const kr = floorLog2(r);
-  return signBit + (kr + f.bias) * 2 ** f.m + (r / 2 ** (kr - f.m) - 2 ** f.m);
-}
-
-// float32 bits straight from the typed array (NaN is 0x7fc00000).
+// float32 bits straight from a typed array (NaN is 0x7fc00000).
+const bits32 = new DataView(new ArrayBuffer(4));
 function float32Pattern(v) {
-  scratch.setFloat32(0, v);
-  return scratch.getUint32(0);
-}
-
-// The value of a bit pattern: (-1)^s 2^(E-bias) (1 + M/2^m), or 2^(1-bias) M/2^m when E = 0.
-function decode(pattern, f) {
-  const sign = Math.floor(pattern / 2 ** (f.bits - 1));
-  const E = Math.floor(pattern / 2 ** f.m) % 2 ** f.e;
-  const M = pattern % 2 ** f.m;
-  const s = sign ? -1 : 1;
-  if (f.hasInf && E === 2 ** f.e - 1) return M ? NaN : s * Infinity;
-  if (!f.hasInf && E === 2 ** f.e - 1 && M === 2 ** f.m - 1) return NaN;
-  if (E === 0) return s * M * 2 ** (f.emin - f.m);
-  return s * (2 ** f.m + M) * 2 ** (E - f.bias - f.m);
+  bits32.setFloat32(0, v);
+  return bits32.getUint32(0);
 }
 
 function jsonNumber(v) {
@@ -99,10 +49,10 @@ function floatBitsState(text, overflow) {
   const formats = SPECS.map((f) => {
     let v = x32;
     if (overflow === "saturate" && !Number.isNaN(x)) v = clamp(x32, -f.max, f.max);
-    const pattern = f.name === "float32" ? float32Pattern(v) : encode(v, f);
-    const plain = f.name === "float32" ? x32 : decode(encode(x32, f), f);
+    const pattern = f.name === "float32" ? float32Pattern(v) : floatEncode(v, f);
+    const plain = f.name === "float32" ? x32 : floatDecode(floatEncode(x32, f), f);
     const word = pattern.toString(2).padStart(f.bits, "0");
-    const value = decode(pattern, f);
+    const value = floatDecode(pattern, f);
     const E = parseInt(word.slice(1, 1 + f.e), 2);
     const M = parseInt(word.slice(1 + f.e), 2);
     let kind = "normal";
