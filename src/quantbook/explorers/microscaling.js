@@ -115,7 +115,8 @@ function parseValues(text) {
   const parts = text.split(/[\s,;]+/).filter((t) => t.length);
   const bad = parts.find((t) => !VALUE_RE.test(t));
   if (bad !== undefined) return { error: `not a number: "${bad}"` };
-  const values = parts.map((t) => f32(Number(t)));
+  // float32, and -0 as 0: the values travel as JSON, which has no negative zero
+  const values = parts.map((t) => f32(Number(t)) + 0);
   if (values.some((v) => !Number.isFinite(v))) return { error: "a value is too large for float32" };
   if (values.length !== 32) return { error: `type 32 values (one MXFP4 block), got ${values.length}` };
   return { values };
@@ -293,7 +294,7 @@ function render({ model, el }) {
     const { pad, colW, top, height } = layout;
     const i = clamp(Math.floor((event.clientX - rect.left - pad.l) / colW), 0, 31);
     const frac = clamp((event.clientY - rect.top - pad.t) / (height - pad.t - pad.b), 0, 1);
-    const v = f32(Number((top - frac * 2 * top).toPrecision(3)));
+    const v = f32(Number((top - frac * 2 * top).toPrecision(3))) + 0; // -0 as 0 (JSON)
     const values = model.get("values").slice();
     values[i] = v;
     setTraits(model, { values, block: -1 });

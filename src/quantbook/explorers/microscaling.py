@@ -42,7 +42,8 @@ def _elements(x: np.ndarray, scale: np.float32) -> dict:
     if scale == 0:  # an all-zero block: every code 0 (+0)
         p = _e2m1(np.zeros_like(x))
     else:
-        p = _e2m1(x / scale)  # float32 division
+        with np.errstate(over="ignore"):  # x / scale beyond float32 is inf, clamped to 6
+            p = _e2m1(x / scale)  # float32 division
     codes = (p.view(np.uint8) & 0xF).astype(int)
     values = p.astype(np.float32)
     return {"codes": codes.tolist(), "elements": as_list(values),
@@ -98,7 +99,8 @@ def nvfp4_block(x: np.ndarray, tensor_scale: np.float32) -> dict:
     import ml_dtypes
 
     amax = np.float32(np.max(np.abs(x)))
-    target = np.minimum(amax / (np.float32(E2M1_MAX) * tensor_scale), np.float32(E4M3_MAX))
+    with np.errstate(over="ignore"):  # beyond float32: inf, saturated to 448
+        target = np.minimum(amax / (np.float32(E2M1_MAX) * tensor_scale), np.float32(E4M3_MAX))
     d8 = np.array([target], dtype=np.float32).astype(ml_dtypes.float8_e4m3fn)
     byte = int(d8.view(np.uint8)[0])
     d = d8.astype(np.float32)[0]
@@ -291,7 +293,7 @@ def _check_values(values) -> list[float]:
     a = _floats(values, "values").ravel()
     if a.size != N_VALUES:
         raise ExplorerError(f"values must be {N_VALUES} numbers (one MXFP4 block), got {a.size}")
-    return as_list(a)
+    return as_list(a + np.float32(0))  # -0 as 0, as in the browser: JSON has no -0
 
 
 def _check_amax(v) -> float:
