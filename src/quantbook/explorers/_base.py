@@ -100,11 +100,13 @@ class Explorer(anywidget.AnyWidget):
             parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>")
         if table is not None:
             caption, header, rows = table
-            parts.append(f"<table><caption>{esc(caption)}</caption><thead><tr>")
-            parts += [f"<th>{esc(str(c))}</th>" for c in header]
+            cell = 'style="padding: 0.1rem 0.6rem; text-align: right"'
+            parts.append(f'<table class="table"><caption>{esc(caption)}</caption><thead><tr>')
+            parts += [f"<th {cell}>{esc(str(c))}</th>" for c in header]
             parts.append("</tr></thead><tbody>")
             for row in rows:
-                parts.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>")
+                parts.append("<tr>" + "".join(f"<td {cell}>{esc(str(c))}</td>" for c in row)
+                             + "</tr>")
             parts.append("</tbody></table>")
         parts.append("</div>")
         return "".join(parts)

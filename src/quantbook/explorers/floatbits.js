@@ -154,16 +154,23 @@ function render({ model, el }) {
       return h(
         "tr",
         {},
-        h("th", { text: f.name, scope: "row" }),
-        h("td", { class: "qb-bits" }, fieldBoxes(f.sign, "sign"), " ", fieldBoxes(f.exponent, "exponent"), " ", fieldBoxes(f.mantissa, "mantissa")),
-        h("td", { text: `0x${f.pattern.toString(16).padStart(f.bits / 4, "0")}` }),
+        h("th", { scope: "row", class: "qb-format" }, h("div", { text: f.name }), h("div", { class: "qb-legend", text: meaning(f) + label })),
+        h(
+          "td",
+          { class: "qb-bits" },
+          fieldBoxes(f.sign, "sign"),
+          " ",
+          fieldBoxes(f.exponent, "exponent"),
+          " ",
+          fieldBoxes(f.mantissa, "mantissa"),
+          h("div", { class: "qb-legend", text: `0x${f.pattern.toString(16).padStart(f.bits / 4, "0")}` }),
+        ),
         h("td", { text: shown(f.value) }),
         h("td", { text: f.error === null ? "—" : fmt(f.error, 3) }),
         h("td", { text: f.rel_error === null ? "—" : fmt(f.rel_error, 3) }),
-        h("td", { class: "qb-legend", text: meaning(f) + label }),
       );
     });
-    const head = ["format", "sign · exponent · mantissa", "hex", "stored value", "error", "relative error", "meaning"];
+    const head = ["format (what the bits mean)", "sign · exponent · mantissa (hex)", "stored value", "error", "relative error"];
     tableBox.replaceChildren(
       h(
         "table",

@@ -153,7 +153,7 @@ function render({ model, el }) {
   const plot = canvasPanel("The 32 values (dots), their decoded values (bars) and each block's E2M1 grid (lines); drag a column to change its value", 200);
   plot.style.touchAction = "none";
   const stats = h("p", { class: "qb-stats", "aria-live": "polite" });
-  const tableBox = h("div", { class: "qb-table-box" });
+  const tableBox = h("div", { class: "qb-table-box qb-scroll" });
   root.append(title, controls, message, scales, plot, stats, tableBox);
   el.append(root);
   let inputError = null;
@@ -213,12 +213,13 @@ function render({ model, el }) {
     const values = model.get("values");
     const fmtName = model.get("format");
     const tAmax = model.get("tensor_amax");
+    const st = microscalingState(values, fmtName, tAmax);
+    draw(st); // first, while the page's layout is still clean (the canvas reads its width)
     format.select.value = fmtName;
     blockChoice.select.value = String(model.get("block"));
     amax.wrap.style.display = fmtName === "nvfp4" ? "" : "none";
     if (document.activeElement !== amax.input) amax.input.value = String(tAmax);
     if (document.activeElement !== text.input) text.input.value = values.map((v) => String(v)).join(", ");
-    const st = microscalingState(values, fmtName, tAmax);
     const head =
       fmtName === "nvfp4"
         ? `tensor scale s = f32(${fmt(st.tensor_amax, 5)} / (6 · 448)) = ${fmt(st.tensor_scale, 5)}. `
@@ -227,7 +228,6 @@ function render({ model, el }) {
       h("div", { text: head + "Each block's scale and the E2M1 grid it implies (codes: sign bit, 2 exponent bits, 1 mantissa bit):" }),
       ...st.blocks.map((b, i) => h("div", { text: `block ${i}, ${describeBlock(st, b, i)}` })),
     );
-    draw(st);
     stats.textContent =
       `${st.bits_per_weight} bits per weight · MSE ${fmt(st.mse)} · max |error| ${fmt(st.max_error)} · ` +
       `SQNR ${fmt(st.sqnr_db, 3)} dB · clipped (beyond 6 × scale + half a step) ${st.clipped} of 32`;
