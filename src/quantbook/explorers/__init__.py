@@ -20,6 +20,13 @@ updated on every change; ``explorer.state()`` computes the same dictionary in Py
 The settings are traits that sync both ways: move a slider, then read ``explorer.scale`` in the
 next cell (with a running kernel), or set ``explorer.bits = 4`` and watch the explorer follow.
 
+Without JavaScript
+------------------
+Displaying an explorer shows two outputs: a plain HTML rendering of its starting state (settings,
+key figures and a small table, computed by ``state()``), then the widget. The widget hides the
+HTML as it renders, so readers with JavaScript see the live explorer only, and readers without it
+(or a viewer without widget support) still see what the explorer would show at first.
+
 Colab
 -----
 Colab shows third-party widgets only through its *custom widget manager*. The first explorer
