@@ -19,7 +19,9 @@ from quantbook.explorers import (
     AffineExplorer,
     BitWidthExplorer,
     EmbeddingExplorer,
+    FloatBitsExplorer,
     GranularityExplorer,
+    MicroscalingExplorer,
     PackingExplorer,
 )
 from quantbook.explorers._base import MAX_POINTS, sample
@@ -41,7 +43,8 @@ def f32_list(a):
 @pytest.mark.parametrize("cls, name", [
     (AffineExplorer, "affine"), (BitWidthExplorer, "bitwidth"),
     (GranularityExplorer, "granularity"), (PackingExplorer, "packing"),
-    (EmbeddingExplorer, "embedding"),
+    (EmbeddingExplorer, "embedding"), (FloatBitsExplorer, "floatbits"),
+    (MicroscalingExplorer, "microscaling"),
 ])
 def test_module_is_shipped_self_contained(cls, name):
     esm = str(cls._esm)
@@ -390,3 +393,262 @@ def test_colab_custom_widget_manager_enabled_once(monkeypatch):
     n = len(calls)
     AffineExplorer([0.0, 1.0])
     assert len(calls) == n  # never again in this session
+
+
+# --- float bits (chapter 1) -------------------------------------------------------------------
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+FLOAT_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16,
+                "float8_e4m3fn": ml_dtypes.float8_e4m3fn, "float8_e5m2": ml_dtypes.float8_e5m2}
+
+
+def test_floatbits_known_patterns():
+    st = FloatBitsExplorer("1").state()
+    f = {r["name"]: r for r in st["formats"]}
+    assert f["float16"]["pattern"] == 0x3C00 and f["bfloat16"]["pattern"] == 0x3F80
+    assert f["float8_e4m3fn"]["pattern"] == 0x38 and f["float8_e5m2"]["pattern"] == 0x3C
+    assert f["float32"]["pattern"] == 0x3F800000
+    assert all(r["value"] == 1.0 and r["error"] == 0.0 and r["kind"] == "normal"
+               for r in st["formats"])
+    # 0.1: float16 stores 0.0999755859375 (error -2.44e-5), e4m3fn 0.1015625
+    f = {r["name"]: r for r in FloatBitsExplorer("0.1").state()["formats"]}
+    assert f["float16"]["value"] == 0.0999755859375 and f["float8_e4m3fn"]["value"] == 0.1015625
+    assert f["float16"]["error"] == 0.0999755859375 - 0.1
+
+
+@pytest.mark.parametrize("text", ["0.1", "-0", "1e-7", "464", "465", "-1000", "57344", "61440",
+                                  "1e39", "-inf", "nan", "6e-8", "1.00390625", "2.98e-8"])
+def test_floatbits_state_is_ml_dtypes(text):
+    x = float(text)
+    x32 = np.array([x], dtype=np.float32) if abs(x) < 3.5e38 or not np.isfinite(x) else \
+        np.array([np.copysign(np.inf, x)], dtype=np.float32)
+    for row in FloatBitsExplorer(text).state()["formats"]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = x32.astype(FLOAT_DTYPES[row["name"]])
+        bits = row["bits"]
+        assert row["pattern"] == int(y.view({8: np.uint8, 16: np.uint16, 32: np.uint32}[bits])[0])
+        assert row["sign"] + row["exponent"] + row["mantissa"] == format(row["pattern"],
+                                                                        f"0{bits}b")
+        v = float(y.astype(np.float64)[0])
+        if np.isnan(v):
+            assert row["value"] == "nan" and row["kind"] == "nan" and row["error"] is None
+        elif np.isinf(v):
+            assert row["value"] == ("inf" if v > 0 else "-inf") and row["kind"] == "inf"
+        else:
+            assert row["value"] == v and np.signbit(v) == (row["sign"] == "1")
+            if np.isfinite(x):
+                assert row["error"] == v - x
+
+
+def test_floatbits_overflow_rules():
+    f = {r["name"]: r for r in FloatBitsExplorer("465").state()["formats"]}
+    assert f["float8_e4m3fn"]["kind"] == "nan" and f["float8_e4m3fn"]["overflow"]
+    assert f["float8_e4m3fn"]["pattern"] == 0x7F  # S.1111.111: e4m3fn has no inf
+    assert f["float8_e5m2"]["value"] == 448.0 and not f["float8_e5m2"]["overflow"]
+    f = {r["name"]: r for r in FloatBitsExplorer("464").state()["formats"]}
+    assert f["float8_e4m3fn"]["value"] == 448.0  # the tie rounds to even, down to 448
+    sat = {r["name"]: r for r in FloatBitsExplorer("-1e39", overflow="saturate").state()["formats"]}
+    assert [sat[n]["value"] for n in ("float16", "float8_e4m3fn", "float8_e5m2")] == \
+        [-65504.0, -448.0, -57344.0]
+    assert all(r["overflow"] for r in sat.values())
+    inf = {r["name"]: r for r in FloatBitsExplorer("inf", overflow="saturate").state()["formats"]}
+    assert inf["float8_e4m3fn"]["value"] == 448.0 and not inf["float8_e4m3fn"]["overflow"]
+    assert FloatBitsExplorer("nan", overflow="saturate").state()["formats"][3]["kind"] == "nan"
+
+
+def test_floatbits_saturate_label_is_what_torch_does():
+    # The explorer labels "saturate" as torch's cast to float8_e4m3fn: torch clamps finite
+    # values and inf to +-448 there, and keeps inf for e5m2 and float16 (measured here).
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([465.0, -1e6, float("inf")])
+    assert t.to(torch.float8_e4m3fn).float().tolist() == [448.0, -448.0, 448.0]
+    assert t.to(torch.float8_e5m2).float().tolist()[1:] == [-float("inf"), float("inf")]
+    assert t.to(torch.float16).float().tolist()[1:] == [-float("inf"), float("inf")]
+
+
+def test_floatbits_traits_and_bad_input():
+    e = FloatBitsExplorer(0.5)
+    assert e.text == "0.5" and e.value == 0.5
+    e.text = "-0"
+    assert e.state()["formats"][1]["pattern"] == 0x8000  # negative zero keeps its sign
+    for bad in ("abc", "1,5", "0x10", "", "1e"):
+        with pytest.raises(ValueError, match="text"):
+            e.text = bad
+    assert e.text == "-0"
+    with pytest.raises(ValueError, match="overflow"):
+        e.overflow = "wrap"
+    with pytest.raises(TypeError, match="text"):
+        FloatBitsExplorer([1.0])
+    assert FloatBitsExplorer("-nan").state()["formats"][0]["pattern"] == 0x7FC00000
+
+
+# --- microscaling (chapter 8) -----------------------------------------------------------------
+
+
+def _e2m1(v):
+    return np.clip(np.asarray(v, np.float32), -6, 6).astype(ml_dtypes.float4_e2m1fn)
+
+
+def test_mxfp4_scale_and_codes():
+    x = np.zeros(32, np.float32)
+    x[:9] = [3.0, -0.75, 0.3, 1.25, 2.5, 3.5, -2.6, 0.05, -0.05]  # amax 3 -> X = 2^(1-2) = 0.5
+    st = MicroscalingExplorer(x).state()
+    b = st["blocks"][0]
+    assert (b["log2_floor"], b["scale_byte"], b["scale"]) == (1, 126, 0.5)
+    assert b["scale_bits"] == "01111110"
+    assert b["grid"] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
+    # x / X = 6, -1.5, 0.6, 2.5 (tie -> 2), 5 (tie -> 4), 7 (-> 6, clamped), -5.2, 0.1, -0.1
+    assert b["elements"][:9] == [6.0, -1.5, 0.5, 2.0, 4.0, 6.0, -6.0, 0.0, -0.0]
+    assert st["codes"][:9] == [7, 0b1011, 1, 4, 6, 7, 0b1111, 0, 0b1000]
+    assert st["x_hat"][:9] == [3.0, -0.75, 0.25, 1.0, 2.0, 3.0, -3.0, 0.0, -0.0]
+    assert st["bits_per_weight"] == 4.25 and st["clipped"] == 0
+    e8m0 = np.uint8(b["scale_byte"]).view(ml_dtypes.float8_e8m0fnu).astype(np.float32)
+    assert float(e8m0) == b["scale"]
+    # all zeros: byte 0 (X = 2^-127), every code 0
+    z = MicroscalingExplorer(np.zeros(32)).state()
+    assert z["blocks"][0]["scale_byte"] == 0 and z["codes"] == [0] * 32 and z["sqnr_db"] is None
+
+
+def test_mxfp4_wastes_the_top_of_the_grid():
+    # amax / X is in [4, 8): values above 7 X cannot be reached and clip to 6 X
+    x = np.full(32, 0.1, np.float32)
+    x[0] = 7.9
+    st = MicroscalingExplorer(x).state()
+    assert st["blocks"][0]["scale"] == 1.0 and st["x_hat"][0] == 6.0 and st["clipped"] == 1
+
+
+def test_mxfp4_matches_gguf_away_from_ties():
+    gguf = pytest.importorskip("gguf")
+    from gguf import GGMLQuantizationType as T
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((20, 32)) * 0.05).astype(np.float32)
+    raw = gguf.quants.quantize(x, T.MXFP4)
+    ref = gguf.quants.dequantize(raw, T.MXFP4).reshape(20, 32)
+    for row, r, back in zip(x, raw.reshape(20, 17), ref, strict=True):
+        st = MicroscalingExplorer(row).state()
+        assert st["blocks"][0]["scale_byte"] == int(r[0])
+        assert st["x_hat"] == back.astype(np.float64).tolist()  # -0 == 0: codes 8 vs 0 only
+
+
+def test_ggml_mxfp4_rounds_ties_toward_zero():
+    # x / X = 0.75, 1.75, 3.5: round-half-even gives 1, 2, 4; ggml's encoder (argmin over its
+    # table, first index wins) gives 0.5, 1.5, 3 (as gguf 0.19's quantize does).
+    gguf = pytest.importorskip("gguf")
+    from gguf import GGMLQuantizationType as T
+
+    x = np.zeros(32, np.float32)
+    x[:4] = [4.0, 0.75, 1.75, 3.5]  # amax 4 -> X = 1
+    ours = MicroscalingExplorer(x).state()["x_hat"][:4]
+    theirs = gguf.quants.dequantize(gguf.quants.quantize(x[None], T.MXFP4), T.MXFP4)[0, :4]
+    assert ours == [4.0, 1.0, 2.0, 4.0] and theirs.tolist() == [4.0, 0.5, 1.5, 3.0]
+
+
+def test_nvfp4_two_level_scales():
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal(32) * 0.02).astype(np.float32)
+    x[20] = 0.3
+    e = MicroscalingExplorer(x, format="nvfp4")
+    st = e.state()
+    s = np.float32(0.3) / np.float32(2688)
+    assert st["tensor_scale"] == float(s) and st["bits_per_weight"] == 4.5
+    for k, b in enumerate(st["blocks"]):
+        chunk = x[16 * k:16 * k + 16]
+        target = np.float32(np.abs(chunk).max()) / (np.float32(6) * s)
+        d = np.array([min(target, np.float32(448))], np.float32).astype(ml_dtypes.float8_e4m3fn)
+        assert b["scale_byte"] == int(d.view(np.uint8)[0]) and b["scale"] == float(d[0])
+        total = np.float32(np.float32(b["scale"]) * s)
+        p = _e2m1(chunk / total)
+        assert b["codes"] == (p.view(np.uint8) & 15).astype(int).tolist()
+        assert st["x_hat"][16 * k:16 * k + 16] == (p.astype(np.float32) * total).tolist()
+    assert st["blocks"][1]["scale"] == 448.0  # the block holding the tensor's amax
+    # a tensor amax below the block's: the E4M3 scale saturates at 448 and values clip
+    e.tensor_amax = 0.1
+    assert e.state()["blocks"][1]["scale"] == 448.0 and e.state()["clipped"] >= 1
+
+
+def test_microscaling_blocks_from_weights(weights):
+    e = MicroscalingExplorer(weights=weights, seed=1, blocks=5)
+    assert len(e.pool) == 5 and e.block == 0 and e.values == e.pool[0]
+    rows = weights.reshape(-1, 32)
+    assert all(any(np.array_equal(np.float32(p), r) for r in rows) for p in e.pool)
+    assert e.tensor_amax == float(np.abs(weights).max())
+    assert e.pool == MicroscalingExplorer(weights=weights, seed=1, blocks=5).pool
+    e.block = 3
+    assert e.values == e.pool[3]
+    e.values = [0.0] * 32
+    assert e.block == -1
+
+
+def test_microscaling_bad_input(weights):
+    with pytest.raises(ValueError, match="32"):
+        MicroscalingExplorer(np.ones(31))
+    with pytest.raises(ValueError, match="NaN"):
+        MicroscalingExplorer(np.full(32, np.nan))
+    with pytest.raises(ValueError, match="format"):
+        MicroscalingExplorer(np.ones(32), format="mxfp8")
+    with pytest.raises(ValueError, match="values"):
+        MicroscalingExplorer()
+    with pytest.raises(ValueError, match="tensor_amax"):
+        MicroscalingExplorer(np.ones(32), tensor_amax=-1.0)
+    e = MicroscalingExplorer(weights=weights, blocks=2)
+    with pytest.raises(ValueError, match="block"):
+        e.block = 2
+    with pytest.raises(ValueError, match="values"):
+        e.values = [1.0] * 33
+    assert len(e.values) == 32 and e.block == 0
+
+
+# --- the static fallback, for pages without JavaScript -----------------------------------------
+
+
+def all_explorers(weights):
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
+    return [AffineExplorer(weights), BitWidthExplorer(weights), GranularityExplorer(weights),
+            PackingExplorer([1, -2, 7]), EmbeddingExplorer(a, b), FloatBitsExplorer("465"),
+            MicroscalingExplorer(weights=weights, format="nvfp4")]
+
+
+def test_fallback_is_published_before_the_widget(weights, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda obj, raw=False, metadata=None: shown.append((obj, raw)))
+    for e in all_explorers(weights):
+        shown.clear()
+        e._ipython_display_()
+        (fallback, raw1), (widget, raw2) = shown
+        assert raw1 and raw2
+        assert "application/vnd.jupyter.widget-view+json" in widget
+        assert widget["application/vnd.jupyter.widget-view+json"]["model_id"] == e.model_id
+        html, text = fallback["text/html"], fallback["text/plain"]
+        assert f'id="{e._fallback_id}"' in html and e._fallback_id.startswith("qb-fallback-")
+        assert "<script" not in html and "<style" not in html
+        assert "needs JavaScript" in html and "needs JavaScript" in text
+
+
+def test_fallback_shows_the_state(weights):
+    e = AffineExplorer(weights)
+    st = e.state()
+    assert f"zero point Z = {st['zero_point']}" in e.fallback_text()
+    assert all(str(q) in e.fallback_html() for q in st["q"])
+    f = FloatBitsExplorer("465")
+    assert "0 1111 111" in f.fallback_text() and "nan (overflow)" in f.fallback_text()
+    m = MicroscalingExplorer(np.linspace(-3, 3, 32))
+    assert m.state()["blocks"][0]["scale_bits"] in m.fallback_html()
+    p = PackingExplorer([1, -2])
+    assert "0xe1" in p.fallback_html()
+    # a change from Python shows in the next display
+    e.bits = 4
+    assert "4-bit signed codes" in e.fallback_text()
+    # every explorer has its own fallback id, synced to the browser
+    ids = {x._fallback_id for x in all_explorers(weights)}
+    assert len(ids) == 7 and "_fallback_id" in e.keys
+
+
+def test_js_hides_the_fallback():
+    src = resources.files("quantbook.explorers").joinpath("common.js").read_text()
+    body = src[src.index("function follow("):src.index("function onResize")]
+    assert "hideFallback(model)" in body and 'model.get("_fallback_id")' in body

@@ -17,16 +17,29 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from quantbook import affine, embeddings, granularity, metrics, packing, symmetric
+from quantbook.explorers.floatbits import float_bits_state
+from quantbook.explorers.microscaling import microscaling_state
 
 pytestmark = pytest.mark.browser
 
-SITE_DIR = Path(__file__).resolve().parents[1] / "_build" / "html"
+# The built book by default; QUANTBOOK_SITE_DIR points these tests at another built site (for
+# instance a small book with one page of explorers, quicker to build while working on them).
+SITE_DIR = Path(os.environ.get("QUANTBOOK_SITE_DIR")
+                or Path(__file__).resolve().parents[1] / "_build" / "html")
+
+
+@pytest.fixture(scope="session")
+def site_dir():
+    if not (SITE_DIR / "index.html").is_file():
+        pytest.fail(f"The website is not built: {SITE_DIR / 'index.html'} is missing (make book).")
+    return SITE_DIR
 
 SUM_TOL = 1e-9
 
@@ -377,6 +390,141 @@ def drive_embedding(ex: Explorer):
     assert len(ex.seen) >= 20
 
 
+# --- float bits -------------------------------------------------------------------------------
+
+
+def as_json(state) -> dict:
+    """A state through JSON, every number a float (JSON integers above 2^53 stay exact)."""
+    return json.loads(json.dumps(state), parse_int=float)
+
+
+def check_floatbits(ex: Explorer):
+    st = json.loads(ex.root.get_attribute("data-state"), parse_int=float)
+    st.pop("input_error")
+    assert st == as_json(float_bits_state(st["text"], st["overflow"])), st["text"]
+    ex.remember(st, "text", "overflow")
+    return st
+
+
+def floatbits_inputs() -> list[str]:
+    """Typed numbers: ties of every narrow format, subnormals, overflow, signed zeros, specials."""
+    import ml_dtypes
+
+    texts = ["0.1", "-0", "0", "1e-7", "65504", "65520", "65519.99", "448", "464", "464.0001",
+             "-465", "57344", "61440", "61439", "1e39", "-1e39", "3.4028235e38", "3.4028236e38",
+             "1e-45", "7e-46", "-1e-46", "1e-40", "inf", "-Infinity", "NaN", "+2.5", ".5",
+             "1.00390625", "1.0078125", "2.98023223876953125e-08", "-9.183549615799121e-41"]
+    rng = np.random.default_rng(12)
+    for dtype in (np.float16, ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2):
+        bits = np.dtype(dtype).itemsize * 8
+        patterns = np.arange(2**bits, dtype=np.uint16 if bits == 16 else np.uint8)
+        with np.errstate(invalid="ignore"):
+            vals = patterns.view(dtype).astype(np.float64)
+        vals = np.unique(vals[np.isfinite(vals)])
+        ties = (vals[1:] + vals[:-1]) / 2  # exactly halfway: round half to even decides
+        for t in rng.choice(ties, 8, replace=False):
+            texts.append(repr(float(np.float32(t))))
+        positive = vals[vals > 0]
+        texts += [repr(float(positive[0])), repr(float(positive[0] / 2))]  # subnormal, its tie
+    texts += [repr(float(v)) for v in rng.standard_normal(10) * 10.0 ** rng.integers(-40, 38, 10)]
+    return texts
+
+
+def drive_floatbits(ex: Explorer):
+    check_floatbits(ex)
+    for overflow in ("ieee", "saturate"):
+        ex.select("overflow", overflow)
+        for text in floatbits_inputs():
+            ex.type("text", text)
+            st = check_floatbits(ex)
+            assert st["text"] == text and st["overflow"] == overflow
+    for preset in ("465", "-0", "nan"):
+        ex.control(f"preset-{preset}").click()
+        assert check_floatbits(ex)["text"] == preset
+    ex.select("overflow", "ieee")
+    ex.type("text", "465")
+    row = check_floatbits(ex)["formats"][3]
+    assert row["name"] == "float8_e4m3fn" and row["kind"] == "nan" and row["overflow"] is True
+    for bad in ("abc", "1,5", "0x10"):
+        ex.type("text", bad)
+        st = json.loads(ex.root.get_attribute("data-state"))
+        assert st["text"] == "465" and st["input_error"], bad
+    assert len(ex.seen) >= 100
+
+
+# --- microscaling ---------------------------------------------------------------------------
+
+
+def check_microscaling(ex: Explorer):
+    st = json.loads(ex.root.get_attribute("data-state"), parse_int=float)
+    st.pop("input_error")
+    st.pop("block")
+    py = as_json(microscaling_state(st["values"], st["format"], st["tensor_amax"]))
+    assert st["values"] == f32(st["values"])  # what the browser holds is float32
+    for key in ("mse", "sqnr_db"):
+        assert close(st.pop(key), py.pop(key)), key
+    assert st == py, (st["format"], st["values"])
+    ex.remember(st, "format", "values", "tensor_amax")
+    return st
+
+
+def microscaling_blocks() -> list[list[float]]:
+    """Blocks of 32: E2M1 ties at several scales, zeros, subnormals, huge values, an outlier."""
+    rng = np.random.default_rng(13)
+    ties = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 7.0, 0.5, 6.0, 0.0])
+    blocks = [np.zeros(32), np.r_[np.zeros(31), -1e-3]]
+    for k in range(8):
+        scale = 2.0 ** int(rng.integers(-12, 12))
+        v = rng.choice(np.r_[ties, -ties], 32) * scale
+        v[k] = 4 * scale * (-1) ** k  # amax 4 X: x / X lands exactly on the ties
+        blocks.append(v)
+    blocks += [rng.standard_normal(32) * 1e-40, rng.standard_normal(32) * 1e37,
+               np.r_[rng.standard_normal(31) * 0.02, 0.9]]
+    return [f32(b) for b in blocks]
+
+
+def drive_microscaling(ex: Explorer):
+    check_microscaling(ex)
+    n_pool = ex.control("block").locator("option").count() - 1
+    assert n_pool >= 4, "the explorer draws its blocks from a tensor of weights"
+    for fmt in ("mxfp4", "nvfp4"):
+        ex.select("format", fmt)
+        for b in range(n_pool):
+            ex.select("block", b)
+            check_microscaling(ex)
+        for values in microscaling_blocks():
+            ex.type("values", ", ".join(repr(v) for v in values))
+            st = check_microscaling(ex)
+            assert st["values"] == values
+    # NVFP4's tensor scale from a typed amax (0, and one so small that amax / 2688 underflows
+    # float32, fall back to a tensor scale of 1)
+    for amax in ("0.5", "2", "0", "1e-42", "1e30"):
+        ex.type("tensor_amax", amax)
+        st = check_microscaling(ex)
+        assert st["tensor_amax"] == f32([float(amax)])[0]
+    # drag three columns of the figure up or down
+    plot = ex.root.locator("canvas")
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    for fx, fy in ((0.1, 0.2), (0.5, 0.8), (0.93, 0.4)):
+        before = ex.state()["values"]
+        x = box["x"] + fx * box["width"]
+        ex.page.mouse.move(x, box["y"] + 0.5 * box["height"])
+        ex.page.mouse.down()
+        ex.page.mouse.move(x, box["y"] + fy * box["height"], steps=4)
+        ex.page.mouse.up()
+        st = check_microscaling(ex)
+        assert sum(a != b for a, b in zip(st["values"], before, strict=True)) == 1
+    ex.select("format", "mxfp4")
+    check_microscaling(ex)
+    before = ex.state()["values"]
+    for bad in ("1, 2, 3", "abc", ", ".join(["1e39"] * 32)):
+        ex.type("values", bad)
+        st = json.loads(ex.root.get_attribute("data-state"))
+        assert st["values"] == before and st["input_error"], bad
+    assert len(ex.seen) >= 40
+
+
 # --- every page with explorers ----------------------------------------------------------------
 
 DRIVERS = {
@@ -385,6 +533,8 @@ DRIVERS = {
     "granularity": drive_granularity,
     "packing": drive_packing,
     "embedding": drive_embedding,
+    "floatbits": drive_floatbits,
+    "microscaling": drive_microscaling,
 }
 
 
@@ -412,8 +562,38 @@ def test_explorers_on_page(browser_page, path):
             unlabeled = root.evaluate("""e => Array.from(e.querySelectorAll("input, select"))
                 .filter((c) => !(c.labels && c.labels.length)).length""")
             assert unlabeled == 0, (path, kind)
+    # each explorer's static fallback (for pages without JavaScript) gave way to it
+    fallbacks = browser_page.locator("[data-qb-fallback]")
+    assert fallbacks.count() == len(kinds), path
+    for i in range(fallbacks.count()):
+        assert fallbacks.nth(i).is_hidden(), (path, i)
     for i, kind in enumerate(kinds):
         drivers = [drive for name, drive in DRIVERS.items() if name in kind]
         assert len(drivers) == 1, f"{path}: unknown explorer {kind!r}"
         drivers[0](Explorer(browser_page, roots.nth(i)))
     browser_page.assert_clean()
+
+
+@pytest.mark.parametrize("path", pages_with_explorers(SITE_DIR))
+def test_explorers_have_a_fallback_without_javascript(chromium_browser, site_url, path):
+    """With JavaScript off the explorers cannot run: each one's starting state shows instead,
+    as plain HTML (the first of the explorer's two outputs), and nothing leaves the machine."""
+    from conftest import GuardedPage
+
+    context = chromium_browser.new_context(java_script_enabled=False,
+                                           viewport={"width": 1280, "height": 900})
+    try:
+        guarded = GuardedPage(context, site_url)
+        guarded.page.goto(site_url + path, wait_until="load")
+        saved = guarded.page.content().count('type="application/vnd.jupyter.widget-view+json"')
+        fallbacks = guarded.page.locator("[data-qb-fallback]")
+        assert fallbacks.count() == saved > 0, path
+        for i in range(fallbacks.count()):
+            box = fallbacks.nth(i)
+            assert box.is_visible(), (path, i)
+            text = box.inner_text()
+            assert "needs JavaScript" in text and len(text) > 120, (path, i, text)
+        assert guarded.page.locator("[data-explorer]").count() == 0  # nothing ran
+        assert not guarded.external_requests, guarded.external_requests
+    finally:
+        context.close()

@@ -5,11 +5,13 @@ this package (``*.js`` next to this file) and is sent to the page with the widge
 so the explorers respond in JupyterLab, Jupyter Notebook, VS Code, Colab and on the book's
 static website, where there is no kernel at all.
 
+- :class:`FloatBitsExplorer` (chapter 1): a typed number's bits in five float formats.
 - :class:`AffineExplorer` (chapter 2): scale, zero point and bit width over a histogram.
 - :class:`BitWidthExplorer` (chapter 3): 2 to 8 bits, symmetric or affine, MSE and SQNR.
 - :class:`GranularityExplorer` (chapter 4): per-tensor / per-channel / per-group, an outlier.
 - :class:`PackingExplorer` (chapter 5): int4 values into bytes, for every nibble order.
 - :class:`EmbeddingExplorer` (chapter 6): sign bits, Hamming distance against cosine.
+- :class:`MicroscalingExplorer` (chapter 8): 32 values in MXFP4 or NVFP4, every code shown.
 
 The browser computes exactly what :mod:`quantbook` computes (round half to even, the same
 clamping, float32 where quantbook uses float32). The explorer's root element carries
@@ -17,6 +19,13 @@ clamping, float32 where quantbook uses float32). The explorer's root element car
 updated on every change; ``explorer.state()`` computes the same dictionary in Python.
 The settings are traits that sync both ways: move a slider, then read ``explorer.scale`` in the
 next cell (with a running kernel), or set ``explorer.bits = 4`` and watch the explorer follow.
+
+Without JavaScript
+------------------
+Displaying an explorer shows two outputs: a plain HTML rendering of its starting state (settings,
+key figures and a small table, computed by ``state()``), then the widget. The widget hides the
+HTML as it renders, so readers with JavaScript see the live explorer only, and readers without it
+(or a viewer without widget support) still see what the explorer would show at first.
 
 Colab
 -----
@@ -32,13 +41,17 @@ side (``explorer.state()``, ``explorer.scale``) works either way.
 from quantbook.explorers.affine import AffineExplorer
 from quantbook.explorers.bitwidth import BitWidthExplorer
 from quantbook.explorers.embedding import EmbeddingExplorer
+from quantbook.explorers.floatbits import FloatBitsExplorer
 from quantbook.explorers.granularity import GranularityExplorer
+from quantbook.explorers.microscaling import MicroscalingExplorer
 from quantbook.explorers.packing import PackingExplorer
 
 __all__ = [
+    "FloatBitsExplorer",
     "AffineExplorer",
     "BitWidthExplorer",
     "GranularityExplorer",
     "PackingExplorer",
     "EmbeddingExplorer",
+    "MicroscalingExplorer",
 ]

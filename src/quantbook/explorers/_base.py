@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import math
 import sys
+import uuid
 from importlib import resources
 
 import anywidget
@@ -54,16 +56,102 @@ class ExplorerTypeError(traitlets.TraitError, TypeError):
 
 
 class Explorer(anywidget.AnyWidget):
-    """Base class: an anywidget whose root element carries ``data-explorer`` and ``data-state``."""
+    """Base class: an anywidget whose root element carries ``data-explorer`` and ``data-state``.
+
+    Static fallback
+    ---------------
+    Displaying an explorer (the last line of a cell, or ``display(explorer)``) shows two outputs:
+    first a plain HTML rendering of its starting state (a ``div.qb-fallback`` whose ``id`` is the
+    synced trait ``_fallback_id``, with a text/plain twin), then the widget itself. Where
+    JavaScript runs, the widget hides the fallback as it renders (common.js, ``follow``); where
+    it does not (JavaScript off, a viewer without widget support) the page still shows the
+    explorer's settings and values. The fallback is computed by ``state()`` in Python.
+    Subclasses describe it with ``_fallback()``: a title, a list of lines, and an optional table
+    ``(caption, header, rows)``.
+    """
 
     _css = _asset("explorers.css")
     module = staticmethod(_esm)
     _ready = False  # observers that derive settings wait until the constructor is done
+    _fallback_id = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs) -> None:
         _enable_colab_widgets()
+        kwargs.setdefault("_fallback_id", f"qb-fallback-{uuid.uuid4().hex[:16]}")
         super().__init__(**kwargs)
         self._ready = True
+
+    # -- the static fallback -------------------------------------------------------------------
+    def _fallback(self):
+        """(title, lines, table or None) describing the current state; see the class docstring."""
+        return type(self).__name__, [], None
+
+    def fallback_html(self) -> str:
+        """The explorer's current state as plain HTML (no script, no style sheet needed)."""
+        title, lines, table = self._fallback()
+        esc = html.escape
+        parts = [
+            f'<div class="qb-fallback" id="{esc(self._fallback_id)}" '
+            f'data-qb-fallback="{esc(type(self).__name__)}">',
+            f"<p><strong>{esc(title)}</strong></p>",
+            f"<p><em>{esc(FALLBACK_NOTE)}</em></p>",
+        ]
+        if lines:
+            parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>")
+        if table is not None:
+            caption, header, rows = table
+            cell = 'style="padding: 0.1rem 0.6rem; text-align: right"'
+            parts.append(f'<table class="table"><caption>{esc(caption)}</caption><thead><tr>')
+            parts += [f"<th {cell}>{esc(str(c))}</th>" for c in header]
+            parts.append("</tr></thead><tbody>")
+            for row in rows:
+                parts.append("<tr>" + "".join(f"<td {cell}>{esc(str(c))}</td>" for c in row)
+                             + "</tr>")
+            parts.append("</tbody></table>")
+        parts.append("</div>")
+        return "".join(parts)
+
+    def fallback_text(self) -> str:
+        """The same as plain text."""
+        title, lines, table = self._fallback()
+        out = [title, FALLBACK_NOTE, *(f"- {line}" for line in lines)]
+        if table is not None:
+            caption, header, rows = table
+            out += [caption, " | ".join(map(str, header))]
+            out += [" | ".join(map(str, row)) for row in rows]
+        return "\n".join(out)
+
+    def _display_bundles(self) -> list[tuple[dict, dict]]:
+        """What displaying the explorer publishes, as (data, metadata): the fallback, then the
+        widget."""
+        fallback = {"text/html": self.fallback_html(), "text/plain": self.fallback_text()}
+        widget = self._repr_mimebundle_()
+        if not isinstance(widget, tuple):
+            widget = (widget, {})
+        return [(fallback, {}), (widget[0], widget[1] or {})]
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        for data, metadata in self._display_bundles():
+            display(data, metadata=metadata, raw=True)
+
+
+FALLBACK_NOTE = (
+    "The live explorer needs JavaScript and shows here when it runs. Without it, this is its "
+    "starting state, computed by quantbook."
+)
+
+
+def fmt_number(v, digits: int = 6) -> str:
+    """A number for the fallback text: None (an infinite SQNR) as "∞"."""
+    if v is None:
+        return "∞"
+    if isinstance(v, (bool, str)):
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return f"{float(v):.{digits}g}"
 
 
 def check_int_bits(bits) -> int:

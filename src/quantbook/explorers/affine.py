@@ -17,6 +17,7 @@ from quantbook.explorers._base import (
     check_int_bits,
     finite_or_none,
     float_data,
+    fmt_number,
     points,
     sample,
 )
@@ -115,6 +116,19 @@ class AffineExplorer(Explorer):
         browser's ``data-state``; error figures over the sample in ``data``)."""
         return affine_state(self.data, self.x, self.scale, self.zero_point, self.bits,
                             self.signed)
+
+    def _fallback(self):
+        st = self.state()
+        table = ("A few data points, exactly", ["x", "q", "x̂", "x̂ − x"],
+                 [[fmt_number(x), q, fmt_number(xh), fmt_number(xh - x, 3)]
+                  for x, q, xh in zip(st["x"], st["q"], st["x_hat"], strict=True)])
+        return ("Affine quantization: x ≈ S · (q − Z)", [
+            f"scale S = {fmt_number(st['scale'])}, zero point Z = {st['zero_point']}, "
+            f"{st['bits']}-bit {'signed' if st['signed'] else 'unsigned'} codes "
+            f"{st['qmin']}…{st['qmax']}",
+            f"MSE {fmt_number(st['mse'], 4)} · max |error| {fmt_number(st['max_error'], 4)} · "
+            f"SQNR {fmt_number(st['sqnr_db'], 3)} dB · clipped {st['clipped']} of {st['n']}",
+        ], table)
 
 
 def affine_state(data, x, scale, zero_point, bits, signed) -> dict:

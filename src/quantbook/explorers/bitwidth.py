@@ -13,6 +13,7 @@ from quantbook.explorers._base import (
     check_int_bits,
     finite_or_none,
     float_data,
+    fmt_number,
     points,
     sample,
 )
@@ -79,6 +80,19 @@ class BitWidthExplorer(Explorer):
     def state(self) -> dict:
         """The browser's ``data-state``, computed in Python with quantbook."""
         return bitwidth_state(self.data, self.x, self.bits, self.scheme)
+
+    def _fallback(self):
+        st = self.state()
+        table = ("A few data points, exactly", ["x", "q", "x̂", "x̂ − x"],
+                 [[fmt_number(x), q, fmt_number(xh), fmt_number(xh - x, 3)]
+                  for x, q, xh in zip(st["x"], st["q"], st["x_hat"], strict=True)])
+        return (f"Bit width: {st['bits']} bits, {st['scheme']}", [
+            f"scale S = {fmt_number(st['scale'])}, zero point Z = {st['zero_point']}, "
+            f"codes {st['qmin']}…{st['qmax']}",
+            f"MSE {fmt_number(st['mse'], 4)} · SQNR {fmt_number(st['sqnr_db'], 3)} dB",
+            "SQNR (dB) for 2…8 bits: "
+            + ", ".join(fmt_number(v, 3) for v in st["curve"][st["scheme"]]),
+        ], table)
 
 
 def quantize_scheme(data, bits, scheme):

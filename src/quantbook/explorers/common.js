@@ -346,6 +346,7 @@ function setTraits(model, values) {
 function follow(model, root, { data, settings, loadData, update, onSetting = update }) {
   loadData();
   update();
+  hideFallback(model);
   const offData = listen(model, data, () => {
     loadData();
     update();
@@ -357,6 +358,17 @@ function follow(model, root, { data, settings, loadData, update, onSetting = upd
     off();
     offResize();
   };
+}
+
+// The static fallback (plain HTML of the starting state, displayed by Python just before the
+// widget, for pages without JavaScript) gives way to the live explorer once it has rendered.
+function hideFallback(model) {
+  const id = model.get("_fallback_id");
+  const node = id ? document.getElementById(id) : null;
+  if (node) {
+    node.hidden = true;
+    node.style.display = "none";
+  }
 }
 
 function onResize(el, redraw) {
@@ -377,4 +389,72 @@ function listen(model, names, callback) {
   return () => {
     for (const n of names) model.off(`change:${n}`, callback);
   };
+}
+
+// --- small binary float formats, bit for bit (float16, bfloat16, float8, E2M1, ...) ----------
+//
+// A format has e exponent bits and m mantissa bits and is one of three kinds:
+// "ieee"   the top exponent holds inf and NaN (float16, bfloat16, float8_e5m2);
+// "fn"     no inf, only S.1111.111 is NaN (float8_e4m3fn), overflow gives NaN as ml_dtypes;
+// "finite" no inf, no NaN (float4_e2m1fn): overflow saturates to +-max, as ml_dtypes does.
+// Values round to nearest, ties to even, subnormals included (the casts of ml_dtypes).
+
+// floor(log2 a) for a positive finite double, exactly (from its exponent field).
+const floatScratch = new DataView(new ArrayBuffer(8));
+function floorLog2(a) {
+  floatScratch.setFloat64(0, a);
+  const e = (floatScratch.getUint32(0) >>> 20) & 0x7ff;
+  if (e === 0) return floorLog2(a * 2 ** 64) - 64; // a subnormal double
+  return e - 1023;
+}
+
+function floatFormat(name, e, m, kind) {
+  const bias = 2 ** (e - 1) - 1;
+  const topE = kind === "ieee" ? 2 ** e - 2 : 2 ** e - 1;
+  const topM = kind === "fn" ? 2 ** m - 2 : 2 ** m - 1;
+  const max = (1 + topM / 2 ** m) * 2 ** (topE - bias);
+  return { name, e, m, kind, hasInf: kind === "ieee", bias, bits: 1 + e + m, max, emin: 1 - bias };
+}
+
+function floatNaN(f, sign) {
+  if (f.kind === "fn") return sign * 2 ** (f.bits - 1) + 2 ** (f.bits - 1) - 1; // S.1111.111
+  return (2 ** f.e - 1) * 2 ** f.m + 2 ** (f.m - 1); // the quiet NaN, positive
+}
+
+// What a value beyond the format's largest becomes: inf, NaN ("fn") or +-max ("finite").
+function floatOverflow(f, sign) {
+  const signBit = sign * 2 ** (f.bits - 1);
+  if (f.kind === "ieee") return signBit + (2 ** f.e - 1) * 2 ** f.m;
+  if (f.kind === "fn") return floatNaN(f, sign);
+  return signBit + 2 ** (f.bits - 1) - 1;
+}
+
+// The bit pattern of v (a double, e.g. a float32 value) rounded to format f, ties to even.
+function floatEncode(v, f) {
+  if (Number.isNaN(v)) return f.kind === "finite" ? 0 : floatNaN(f, 0);
+  const sign = v < 0 || Object.is(v, -0) ? 1 : 0;
+  const a = Math.abs(v);
+  const signBit = sign * 2 ** (f.bits - 1);
+  if (a === Infinity) return floatOverflow(f, sign);
+  if (a === 0) return signBit;
+  const k = Math.max(floorLog2(a), f.emin);
+  const q = 2 ** (k - f.m); // the spacing in a's binade (or among the subnormals)
+  const r = roundHalfEven(a / q) * q;
+  if (r > f.max) return floatOverflow(f, sign);
+  if (r === 0) return signBit;
+  if (r < 2 ** f.emin) return signBit + r / 2 ** (f.emin - f.m); // subnormal: E = 0
+  const kr = floorLog2(r);
+  return signBit + (kr + f.bias) * 2 ** f.m + (r / 2 ** (kr - f.m) - 2 ** f.m);
+}
+
+// The value of a bit pattern: (-1)^s 2^(E-bias) (1 + M/2^m), or (-1)^s 2^(1-bias) M/2^m if E = 0.
+function floatDecode(pattern, f) {
+  const sign = Math.floor(pattern / 2 ** (f.bits - 1));
+  const E = Math.floor(pattern / 2 ** f.m) % 2 ** f.e;
+  const M = pattern % 2 ** f.m;
+  const s = sign ? -1 : 1;
+  if (f.kind === "ieee" && E === 2 ** f.e - 1) return M ? NaN : s * Infinity;
+  if (f.kind === "fn" && E === 2 ** f.e - 1 && M === 2 ** f.m - 1) return NaN;
+  if (E === 0) return s * M * 2 ** (f.emin - f.m);
+  return s * (2 ** f.m + M) * 2 ** (E - f.bias - f.m);
 }

@@ -11,6 +11,7 @@ from quantbook.explorers._base import (
     ExplorerTypeError,
     as_list,
     float_data,
+    fmt_number,
 )
 
 
@@ -72,6 +73,18 @@ class EmbeddingExplorer(Explorer):
     def state(self) -> dict:
         """The browser's ``data-state``, computed in Python with quantbook."""
         return embedding_state(self.a, self.b, self.mix, self.dims, self.labels)
+
+    def _fallback(self):
+        st = self.state()
+        a, b = st["labels"]
+        return (f"Sign bits of {a} and {b}", [
+            f"{st['dims']} dimensions, {b} turned toward {a} by {fmt_number(st['mix'], 3)}",
+            f"Hamming distance {st['hamming']} of {st['dims']} · cosine "
+            f"{fmt_number(st['cosine'], 4)} · cos(π · Hamming / dims) = "
+            f"{fmt_number(st['cosine_from_hamming'], 4)}",
+            f"{a}: {st['bits_a'][:64]}{'…' if st['dims'] > 64 else ''}",
+            f"{b}: {st['bits_b'][:64]}{'…' if st['dims'] > 64 else ''}",
+        ], None)
 
 
 def mix_toward(a, b, mix) -> np.ndarray:

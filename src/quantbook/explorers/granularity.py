@@ -14,6 +14,7 @@ from quantbook.explorers._base import (
     check_int_bits,
     finite_or_none,
     float_data,
+    fmt_number,
 )
 
 GRANULARITIES = ("per-tensor", "per-channel", "per-group")
@@ -92,6 +93,19 @@ class GranularityExplorer(Explorer):
         """The browser's ``data-state``, computed in Python with quantbook."""
         return granularity_state(self.w, self.granularity, self.group_size, self.outlier,
                                  self.bits)
+
+    def _fallback(self):
+        st = self.state()
+        table = (f"Row {st['outlier_row']} (the outlier's row), first values",
+                 ["x", "q", "x̂", "x̂ − x"],
+                 [[fmt_number(x), q, fmt_number(xh), fmt_number(xh - x, 3)]
+                  for x, q, xh in zip(st["x"], st["q"], st["x_hat"], strict=True)])
+        return (f"Granularity: {st['granularity']}, {st['bits']} bits", [
+            f"group size {st['group_size']}, outlier {fmt_number(st['outlier'])} × max |w|, "
+            f"{len(st['scales'])} scale(s), {fmt_number(st['bits_per_weight'], 5)} bits per weight",
+            f"MSE {fmt_number(st['mse'], 4)} · max |error| {fmt_number(st['max_error'], 4)} · "
+            f"SQNR {fmt_number(st['sqnr_db'], 3)} dB",
+        ], table)
 
 
 def with_outlier(w, outlier) -> np.ndarray:

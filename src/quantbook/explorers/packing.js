@@ -169,9 +169,7 @@ function render({ model, el }) {
     update();
   });
 
-  update();
-  const off = listen(model, ["values", "order", "signed"], update);
-  return off;
+  return follow(model, root, { data: [], settings: ["values", "order", "signed"], loadData: () => {}, update });
 }
 
 export default { render };

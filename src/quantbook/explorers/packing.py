@@ -76,6 +76,17 @@ class PackingExplorer(Explorer):
         """The browser's ``data-state``, computed in Python with quantbook."""
         return packing_state(self.values, self.order, self.signed)
 
+    def _fallback(self):
+        st = self.state()
+        lines = [f"values: {', '.join(map(str, st['values']))}",
+                 f"nibble order {st['order']}, {'signed' if st['signed'] else 'unsigned'} int4"]
+        if st["error"]:
+            return ("Packing int4: two values per byte", [*lines, st["error"]], None)
+        rows = [[i, b, f"0x{b:02x}", bits] for i, (b, bits) in
+                enumerate(zip(st["bytes"], st["bits"], strict=True))]
+        return ("Packing int4: two values per byte", lines,
+                ("The bytes (high nibble | low nibble)", ["byte", "value", "hex", "bits"], rows))
+
 
 def reinterpret(values, signed) -> list[int]:
     """Each value's nibble read as signed (two's complement) or unsigned int4."""
