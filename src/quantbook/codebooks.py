@@ -1,4 +1,4 @@
-"""Codebooks instead of grids: NF4 (QLoRA, bitsandbytes), IQ4_NL (llama.cpp) and k-means (chapter 10).
+"""Codebooks instead of grids: NF4 (QLoRA), IQ4_NL (llama.cpp) and k-means (chapter 10).
 
 A uniform grid puts its levels at equal steps, :math:`\\hat{x} = S\\,q`. A *codebook* stores any
 16 numbers :math:`c_0 < \\dots < c_{15}` and a 4-bit code is an index into it:
@@ -194,12 +194,12 @@ _LUT_SIZE = 65536
 def dynamic_lut(code=None) -> np.ndarray:
     """bitsandbytes' CPU lookup table from a normalised value's bin to its 8-bit code.
 
-    .. math::  v_i = -1 + \frac{2i}{65535}, \qquad
-               \mathrm{lut}_i = \#\{k : (d_k + d_{k+1})/2 < v_i\} \quad (i = 0..65535)
+    .. math::  v_i = -1 + \frac{2i}{65535}, \\qquad
+               \\mathrm{lut}_i = \\#\\{k : (d_k + d_{k+1})/2 < v_i\\} \\quad (i = 0..65535)
 
     bitsandbytes 0.50's CPU kernel (``quantize_cpu`` in ``csrc/cpu_ops.cpp``) does not search the
     code for the nearest value: it rounds u to one of 65,536 bins,
-    :math:`i = \lfloor (u + 1)/2 \cdot 65535 + 1/2 \rfloor`, and reads the code of the bin's
+    :math:`i = \\lfloor (u + 1)/2 \\cdot 65535 + 1/2 \rfloor`, and reads the code of the bin's
     centre. A value near a midpoint can so get the code one step away from the nearest.
     """
     c = _DYNAMIC if code is None else np.asarray(to_numpy(code, "code"), dtype=np.float32)
@@ -217,8 +217,8 @@ def _lut_index(u: np.ndarray) -> np.ndarray:
 def quantize_absmax(absmax, offset=None, block_size: int = _ABSMAX_BLOCK):
     """Double quantization: the float32 absmax values as 8-bit codes (bitsandbytes' way).
 
-    .. math::  \mu = \overline{a}, \quad s_j = \max_{i \in B_j} |a_i - \mu|, \quad
-               k_i = \mathrm{lut}\big[\lfloor ((a_i - \mu)\,(1/s_j) + 1)/2 \cdot 65535
+    .. math::  \\mu = \\overline{a}, \\quad s_j = \\max_{i \\in B_j} |a_i - \\mu|, \\quad
+               k_i = \\mathrm{lut}\big[\\lfloor ((a_i - \\mu)\\,(1/s_j) + 1)/2 \\cdot 65535
                + 1/2 \rfloor\big]
 
     with blocks :math:`B_j` of 256 absmax values (the last one may be shorter), the code
@@ -268,8 +268,8 @@ def dequantize_absmax(codes, scales, offset, block_size: int = _ABSMAX_BLOCK) ->
     if k.dtype != np.uint8:
         raise TypeError(f"codes must be uint8, got {k.dtype}")
     if s.size != -(-k.size // block_size):
-        raise ValueError(f"scales must hold one value per {block_size} codes: {-(-k.size // block_size)}, "
-                         f"got {s.size}")
+        raise ValueError(f"scales must hold one value per {block_size} codes, "
+                         f"{-(-k.size // block_size)} in all, got {s.size}")
     per_value = np.repeat(s, block_size)[: k.size]
     return _DYNAMIC[k] * per_value + np.float32(offset)
 
