@@ -194,12 +194,12 @@ _LUT_SIZE = 65536
 def dynamic_lut(code=None) -> np.ndarray:
     """bitsandbytes' CPU lookup table from a normalised value's bin to its 8-bit code.
 
-    .. math::  v_i = -1 + \frac{2i}{65535}, \\qquad
+    .. math::  v_i = -1 + \\frac{2i}{65535}, \\qquad
                \\mathrm{lut}_i = \\#\\{k : (d_k + d_{k+1})/2 < v_i\\} \\quad (i = 0..65535)
 
     bitsandbytes 0.50's CPU kernel (``quantize_cpu`` in ``csrc/cpu_ops.cpp``) does not search the
     code for the nearest value: it rounds u to one of 65,536 bins,
-    :math:`i = \\lfloor (u + 1)/2 \\cdot 65535 + 1/2 \rfloor`, and reads the code of the bin's
+    :math:`i = \\lfloor (u + 1)/2 \\cdot 65535 + 1/2 \\rfloor`, and reads the code of the bin's
     centre. A value near a midpoint can so get the code one step away from the nearest.
     """
     c = _DYNAMIC if code is None else np.asarray(to_numpy(code, "code"), dtype=np.float32)
@@ -218,8 +218,8 @@ def quantize_absmax(absmax, offset=None, block_size: int = _ABSMAX_BLOCK):
     """Double quantization: the float32 absmax values as 8-bit codes (bitsandbytes' way).
 
     .. math::  \\mu = \\overline{a}, \\quad s_j = \\max_{i \\in B_j} |a_i - \\mu|, \\quad
-               k_i = \\mathrm{lut}\big[\\lfloor ((a_i - \\mu)\\,(1/s_j) + 1)/2 \\cdot 65535
-               + 1/2 \rfloor\big]
+               k_i = \\mathrm{lut}\\big[\\lfloor ((a_i - \\mu)\\,(1/s_j) + 1)/2 \\cdot 65535
+               + 1/2 \\rfloor\\big]
 
     with blocks :math:`B_j` of 256 absmax values (the last one may be shorter), the code
     :func:`dynamic_map` and the table :func:`dynamic_lut`, as bitsandbytes 0.50's CPU kernel;
@@ -365,7 +365,9 @@ def encode_nf4(x, block_size: int = 64, double_quant: bool = False, offset=None)
     8-bit codes (:func:`quantize_absmax`); ``offset`` is passed on to it.
     """
     bs = _check_block_size(block_size)
-    a = _float_input(x).reshape(-1)
+    a = _float_input(x)
+    shape = tuple(int(s) for s in a.shape)
+    a = a.reshape(-1)
     n = a.size
     full = n - n % bs
     body = a[:full].reshape(-1, bs)
@@ -380,7 +382,6 @@ def encode_nf4(x, block_size: int = 64, double_quant: bool = False, offset=None)
         parts.append(np.zeros(1, np.float32))
     codes = np.searchsorted(nf4_midpoints(), np.concatenate(parts), side="left").astype(np.uint8)
     packed = (codes[0::2] << 4) | codes[1::2]
-    shape = tuple(int(s) for s in np.shape(to_numpy(x, "x")))
     if double_quant:
         qcodes, scales, mu = quantize_absmax(absmax, offset)
         return NF4Encoded(like(packed, x), like(qcodes, x), shape, bs, like(scales, x), float(mu))
