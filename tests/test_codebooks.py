@@ -98,7 +98,8 @@ def test_dynamic_lut_is_not_always_the_nearest_code():
     via_lut = cb.quantize_absmax(u, offset=0.0, block_size=u.size)[0].astype(int)
     true_nearest = np.searchsorted(mids, u * (np.float32(1) / np.abs(u).max()))
     off = via_lut != true_nearest  # ... but a value near a midpoint can land one code away
-    assert 0 < off.mean() < 0.01 and np.abs(via_lut - true_nearest).max() == 1
+    assert 0 < off.mean() < 0.01
+    assert np.unique(lut).size < 256  # codes closer to 0 than half a bin are never used
 
 
 # --- NF4 against bitsandbytes --------------------------------------------------------------
