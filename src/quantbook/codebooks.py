@@ -460,10 +460,16 @@ def decode_iq4_nl(raw):
     return like(values.reshape(values.shape[:-2] + (-1,)), raw)
 
 
+# How many IQ4_NL values are <= i, for every integer i from -128 to 127: with integer values,
+# v_k <= x exactly when v_k <= floor(x), so a table replaces the binary search.
+_IQ4_COUNT_LE = np.searchsorted(IQ4_NL_VALUES.astype(np.int64), np.arange(-128, 128), side="right")
+
+
 def _best_index(values_f32: np.ndarray, x: np.ndarray) -> np.ndarray:
     # llama.cpp's best_index_int8: binary search, then the nearer neighbour; a tie goes UP.
     n = values_f32.size
-    mu = np.clip(np.searchsorted(values_f32, x, side="right"), 1, n - 1)
+    fl = np.clip(np.floor(x), -128, 127).astype(np.int64)
+    mu = np.clip(_IQ4_COUNT_LE[fl + 128], 1, n - 1)
     lower = values_f32[mu - 1]
     upper = values_f32[mu]
     idx = np.where(x - lower < upper - x, mu - 1, mu)
@@ -476,9 +482,10 @@ def _weighted_sums(blocks, w, q):
     sumqx = np.zeros(blocks.shape[0], np.float32)
     sumq2 = np.zeros(blocks.shape[0], np.float32)
     wq = w * q
+    wq_t, x_t, q_t = wq.T.copy(), blocks.T.copy(), q.T.copy()  # contiguous columns
     for j in range(blocks.shape[1]):
-        sumqx += wq[:, j] * blocks[:, j]
-        sumq2 += wq[:, j] * q[:, j]
+        sumqx += wq_t[j] * x_t[j]
+        sumq2 += wq_t[j] * q_t[j]
     return sumqx, sumq2
 
 
