@@ -336,6 +336,16 @@ def test_codebook_bytes():
     assert cb.codebook_bytes(10, 3) == 10 * 2 / 8 + 12
 
 
+def test_empty_and_scalar_input():
+    for dq in (False, True):
+        assert cb.decode_nf4(cb.encode_nf4(np.zeros((0, 64)), double_quant=dq)).shape == (0, 64)
+        assert cb.decode_nf4(cb.encode_nf4(np.float32(0.7), double_quant=dq)) == np.float32(0.7)
+    assert cb.encode_iq4_nl(np.zeros((0, 32))).shape == (0, 18)
+    assert cb.encode_iq4_nl(np.zeros((3, 0))).shape == (3, 0)
+    assert cb.decode_iq4_nl(np.zeros((2, 0), np.uint8)).shape == (2, 0)
+    assert np.array_equal(cb.kmeans_codebook([1.0, 1.0, 1.0], k=3), [1, 1, 1])
+
+
 # --- bad input -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -457,7 +457,8 @@ def decode_iq4_nl(raw):
     nibbles = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
     with np.errstate(invalid="ignore", over="ignore"):  # an fp16 NaN/inf scale stays NaN/inf
         values = d * IQ4_NL_VALUES[nibbles].astype(np.float32)
-    return like(values.reshape(values.shape[:-2] + (-1,)), raw)
+    n_values = values.shape[-2] * IQ4_NL_BLOCK_SIZE
+    return like(values.reshape(values.shape[:-2] + (n_values,)), raw)
 
 
 # How many IQ4_NL values are <= i, for every integer i from -128 to 127: with integer values,
@@ -545,7 +546,7 @@ def encode_iq4_nl(x, ntry: int = 7):
     L = np.where(zero[:, None], 0, L).astype(np.uint8)
     packed = L[:, :16] | (L[:, 16:] << 4)
     raw = np.concatenate([d.astype("<f2").view(np.uint8).reshape(-1, 2), packed], axis=1)
-    return like(raw.reshape(lead[:-1] + (-1,)), x)
+    return like(raw.reshape(lead[:-1] + (lead[-1] * IQ4_NL_BLOCK_BYTES,)), x)
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,6 +578,7 @@ def kmeans_codebook(x, k: int = 16, iters: int = 25, seed: int = 0):
     Starts from k quantiles of the data (``seed`` only breaks empty clusters: such a centre
     jumps to a random data value drawn with ``numpy.random.default_rng(seed)``), then alternates
     the two steps ``iters`` times or until nothing changes. Deterministic for a given input.
+    With fewer than k distinct values some levels repeat.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise TypeError(f"k must be a positive integer, got {k!r}")
