@@ -82,8 +82,15 @@ def test_nf4_levels_come_from_normal_quantiles():
 
 def test_dynamic_map_is_bitsandbytes_map(bnb):
     ours = cb.dynamic_map()
+    theirs = bnb.create_dynamic_map().numpy()
     assert ours.shape == (256,) and (np.diff(ours) > 0).all()
-    assert np.array_equal(bits(ours), bits(bnb.create_dynamic_map().numpy()))
+    # bitsandbytes builds the map with torch.linspace, whose vectorized CPU kernel rounds
+    # start + step·i once (a fused multiply-add); dynamic_map emulates that. Without vector
+    # units (capability "DEFAULT") torch may round twice: then allow one float32 step.
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        assert np.array_equal(bits(ours), bits(theirs))
+    else:
+        assert np.all(np.abs(ours - theirs) <= np.spacing(np.abs(theirs)))
 
 
 def test_dynamic_lut_is_not_always_the_nearest_code():
@@ -260,7 +267,8 @@ def test_decode_iq4_nl_equals_gguf_on_random_bytes(gguf_quants, shape):
     quants, qtype = gguf_quants
     raw = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
     raw.reshape(-1, 18)[0, :2] = (0x00, 0x7C)  # +inf scale
-    expected = quants.dequantize(raw, qtype.IQ4_NL)
+    with np.errstate(invalid="ignore"):  # gguf multiplies NaN scales by the table
+        expected = quants.dequantize(raw, qtype.IQ4_NL)
     ours = cb.decode_iq4_nl(raw)
     assert ours.shape == expected.shape == shape[:-1] + (shape[-1] // 18 * 32,)
     assert np.array_equal(bits(ours), bits(expected))
