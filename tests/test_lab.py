@@ -147,6 +147,11 @@ def _quantize_uint8_wrapping(x, scale, zero_point):
     return (np.rint(x / scale) + zero_point).astype(np.int64).astype(np.uint8)
 
 
+def _quantize_uint8_float_cast(x, scale, zero_point):
+    with np.errstate(all="ignore"):
+        return (np.rint(x / scale) + zero_point).astype(np.uint8)
+
+
 def _quantize_uint8_truncating(x, scale, zero_point):
     return np.clip(np.trunc(x / scale) + zero_point, 0, 255).astype(np.uint8)
 
@@ -170,6 +175,8 @@ WRONG = [
     (1, (4.5 / 255, 47.67), 1, r"must be an integer"),
     (1, (4.5 / 255, 176), 1, r"unsigned codes"),
     (2, _quantize_uint8_wrapping, 0, r"wrapped around.*-1 became 255"),
+    # a float -> uint8 cast of out-of-range codes: what it gives depends on the CPU, the hint not
+    (2, _quantize_uint8_float_cast, 0, r"[Cc]lip to \[0, 255\] before you cast"),
     (2, _quantize_uint8_truncating, 0, r"truncated"),
     (2, lambda x, s, z: np.clip(np.floor(x / s + 0.5) + z, 0, 255), 0, r"halves up"),
     (2, lambda x, s, z: np.rint(x / s) + z, 0, r"clamped"),
