@@ -201,6 +201,21 @@ def test_gradient_equals_torch_outside_the_half_step_bands(x, scale, z):
     assert (t_grad[clear] == 1).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(x=hnp.arrays(np.float32, st.integers(1, 60), elements=FLOATS), scale=SCALES,
+       bits=st.integers(2, 8), signed=st.booleans(), data=st.data())
+def test_gradient_is_one_exactly_where_the_clamp_does_nothing(x, scale, bits, signed, data):
+    qmin, qmax = affine.qrange(bits, signed)
+    z = data.draw(st.integers(qmin, qmax))
+    out, grad = ste(x, scale, z, bits, signed)
+    lo, hi = affine.representable_range(scale, z, bits, signed)
+    inside = np.clip(x, np.float32(lo), np.float32(hi)) == x
+    assert np.array_equal(grad, inside.astype(np.float32))
+    # Inside, the forward error is a rounding error: at most half a step (and a float32 ulp).
+    err = np.abs(out[inside].astype(np.float64) - x[inside])
+    assert (err <= np.float32(scale) / 2 * (1 + 2.0**-20) + np.spacing(np.abs(x[inside]))).all()
+
+
 def test_torch_passes_gradient_half_a_step_beyond_the_end():
     s = 0.1
     _, hi = affine.representable_range(s, 0)
