@@ -223,6 +223,20 @@ def test_torch_passes_gradient_half_a_step_beyond_the_end():
     _, grad = ste(x, s)
     _, t_grad = torch_fake_quantize(x, s, 0, -128, 127)
     assert grad.tolist() == [0, 0] and t_grad.tolist() == [1, 0]
+    # At the end itself both pass; one float beyond it only torch does (it rounds to the end).
+    edge = np.array([np.float32(hi), np.nextafter(np.float32(hi), np.float32(np.inf))])
+    assert ste(edge, s)[1].tolist() == [1, 0]
+    assert torch_fake_quantize(edge, s, 0, -128, 127)[1].tolist() == [1, 1]
+
+
+def test_empty_input():
+    e = torch.zeros(0, 3, requires_grad=True)
+    y = qat.fake_quantize_ste(e, 0.1)
+    y.sum().backward()
+    assert y.shape == (0, 3) and e.grad.shape == (0, 3)
+    step = torch.tensor(0.1, requires_grad=True)
+    qat.lsq_fake_quantize(e, step, 4).sum().backward()
+    assert step.grad.item() == 0.0
 
 
 def test_ste_mask_function():
