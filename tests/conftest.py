@@ -53,6 +53,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run and every machine: a failure in CI is one
+# anybody can reproduce, and a green run is not luck. (Per-test @settings keep this.)
+settings.register_profile("quantbook", derandomize=True, print_blob=True)
+settings.load_profile("quantbook")
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_DIR = ROOT / "_build" / "html"
