@@ -207,6 +207,8 @@ def check_scale(scale, name: str = "scale") -> np.ndarray:
     inf, NaN or 0 (or lose its precision as a subnormal): it is a ``ValueError`` instead.
     """
     s = as_real_array(scale, name)
+    if s.dtype.kind == "b":
+        raise TypeError(f"{name} must hold positive numbers, got booleans")
     if s.size:
         if not (s > 0).all():
             raise ValueError(
@@ -247,6 +249,8 @@ def check_zero_point(zero_point, low: int = INT32_RANGE[0], high: int = INT32_RA
                      name: str = "zero_point") -> np.ndarray:
     """The zero point as int64: whole numbers in the code range [low, high]."""
     z = as_real_array(zero_point, name)
+    if z.dtype.kind == "b":
+        raise TypeError(f"{name} must hold integers, got booleans")
     if z.dtype.kind == "f" and z.size and not (z == np.rint(z)).all():
         raise ValueError(f"{name} must be a whole number (an integer code)")
     if z.size and not ((z >= low) & (z <= high)).all():

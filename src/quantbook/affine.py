@@ -90,10 +90,13 @@ def _zero_point_array(zero_point, qmin: int | None = None, qmax: int | None = No
 
 
 def _codes(q, name: str = "q") -> np.ndarray:
-    """Integer codes (any integer dtype, or floats holding whole numbers), unconverted."""
+    """Integer codes (any integer dtype, or floats holding whole numbers) within int32's range,
+    unconverted."""
     a = to_real(q, name)
     if a.dtype.kind == "f" and a.size and not (a == np.rint(a)).all():
         raise ValueError(f"{name} must hold integer codes (whole numbers), got non-integer values")
+    if a.itemsize > 1 and a.size and (a.min() < INT32_RANGE[0] or a.max() > INT32_RANGE[1]):
+        raise ValueError(f"{name} must hold integer codes within int32's range")
     return a
 
 
@@ -223,7 +226,7 @@ def dequantize(q, scale, zero_point):
 
     Computed as ``float32(S) * float32(q - Z)`` (what PyTorch does for a float32 tensor).
     ``q`` holds whole numbers; ``scale`` and ``zero_point`` (an int32 number) broadcast against
-    it without growing it. A result beyond float32's range is an ``OverflowError``.
+    it without growing it. A result beyond float32's range is a ``ValueError``.
     """
     qa = _codes(q)
     s = _scale_array(scale)
@@ -243,9 +246,9 @@ def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None
     if qa.itemsize == 1 and (s.size == 0 or float(s.max()) < 2.0**95):
         return
     if x_hat.size and not np.isfinite(x_hat).all():
-        raise OverflowError(
-            "scale * (q - zero_point) exceeds float32's range: the codes or the scale are too "
-            "large for a float32 reconstruction"
+        raise ValueError(
+            "scale * (q - zero_point) exceeds float32's range: q or scale is too large for a "
+            "float32 reconstruction"
         )
 
 
@@ -379,7 +382,8 @@ def dequantize_with_scale_factor(q, scale_factor, zero_point):
     with np.errstate(over="ignore"):
         x_hat = (steps / sf.astype(np.float32)).astype(np.float32, copy=False)
     if x_hat.size and not np.isfinite(x_hat).all():
-        raise OverflowError("(q - zero_point) / scale_factor exceeds float32's range")
+        raise ValueError("(q - zero_point) / scale_factor exceeds float32's range: q or "
+                         "scale_factor is too extreme for a float32 reconstruction")
     return like(x_hat, q, scale_factor, zero_point)
 
 

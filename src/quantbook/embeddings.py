@@ -434,6 +434,10 @@ def as_packed_bytes(codes, name: str = "a") -> np.ndarray:
     Hamming distance, is the same for both as long as the two sides use the same precision.
     Integer lists are accepted when every value fits a byte (−128..255).
     """
+    return like(_as_packed_bytes(codes, name), codes)
+
+
+def _as_packed_bytes(codes, name: str) -> np.ndarray:
     a = to_numpy(codes, name)
     if a.dtype == np.uint8:
         return a
@@ -483,7 +487,7 @@ def hamming_distance(a, b):
     ta, tb = to_numpy(a, "a"), to_numpy(b, "b")
     if {ta.dtype, tb.dtype} == {np.dtype(np.int8), np.dtype(np.uint8)}:
         raise TypeError("a and b must use the same precision: both binary (int8) or both ubinary")
-    pa, pb = as_packed_bytes(ta, "a"), as_packed_bytes(tb, "b")
+    pa, pb = _as_packed_bytes(ta, "a"), _as_packed_bytes(tb, "b")
     if pa.ndim not in (1, 2) or pb.ndim not in (1, 2):
         raise ValueError(f"a and b must be 1-D or 2-D packed codes, got {pa.shape} and {pb.shape}")
     if pa.shape[-1] != pb.shape[-1]:

@@ -223,7 +223,7 @@ def mse_optimal_range(x, bits: int = 8, signed: bool = True, n_grid: int = 100,
     values; ties go to the widest range. Deterministic. Returns ``(lo, hi)``.
     """
     bits = check_bits(bits)
-    n_grid = check_integer(n_grid, "n_grid", 1)
+    n_grid = check_integer(n_grid, "n_grid", 1, 10**6)  # finer grids are below float precision
     symmetric = check_flag(symmetric, "symmetric")
     signed = check_flag(signed, "signed")
     a = to_real(x, "x")

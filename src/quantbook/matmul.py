@@ -328,13 +328,27 @@ def quantized_linear(qx, scale_x, zero_point_x, qw, scale_w, zero_point_w, scale
     ``zero_point_w`` may hold one value per output row. ``bias`` is real (length out) and is
     quantized with :func:`quantize_bias`. Returns the output codes (``bits``, ``signed``).
     """
-    w = _int_array(qw, "qw")
-    zw = _int_array(zero_point_w, "zero_point_w")
-    acc = integer_matmul(_int_array(qx, "qx"), w.T, zero_point_x, zw).astype(np.int64)
+    x, w = _int_array(qx, "qx"), _int_array(qw, "qw")
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"qx {x.shape} and qw {w.shape} must be (m, in) and (out, in)")
+    zx, zw = _int32_array(zero_point_x, "zero_point_x"), _int32_array(zero_point_w, "zero_point_w")
+    sx, sw = check_scale(scale_x, "scale_x"), check_scale(scale_w, "scale_w")
+    so = check_scale(scale_out, "scale_out")
+    check_param_shape(zx.shape, x.shape[:1] + (1,), "zero_point_x", "qx's rows")
+    for v, n in ((zw, "zero_point_w"), (sw, "scale_w")):
+        if v.size != 1 and v.shape != (w.shape[0],):
+            raise ValueError(f"{n} must be one value or one per output row {(w.shape[0],)}, "
+                             f"got shape {v.shape}")
+    for v, n in ((sx, "scale_x"), (so, "scale_out")):
+        if v.size != 1:
+            raise ValueError(f"{n} must be a single (per-tensor) scale, got shape {v.shape}")
+    acc = integer_matmul(x, w.T, zx, zw.reshape(-1) if zw.size > 1 else zw).astype(np.int64)
     if bias is not None:
-        acc = acc + quantize_bias(to_real(bias, "bias"), to_real(scale_x, "scale_x"),
-                                  to_real(scale_w, "scale_w"))
-    m = requantization_multiplier(to_real(scale_x, "scale_x"), to_real(scale_w, "scale_w"),
-                                  to_real(scale_out, "scale_out"))
+        b = to_real(bias, "bias")
+        if b.shape not in ((), (w.shape[0],)):
+            raise ValueError(f"bias must have one value per output row {(w.shape[0],)}, "
+                             f"got shape {b.shape}")
+        acc = acc + quantize_bias(b, sx.reshape(()), sw.reshape(-1) if sw.size > 1 else sw)
+    m = requantization_multiplier(sx, sw.reshape(-1) if sw.size > 1 else sw, so)
     q = requantize(_to_int32(acc, "the accumulator plus bias"), m, zero_point_out, bits, signed)
     return like(q, qx, qw)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from quantbook._arrays import as_real_array, check_flag, check_integer, like, to_numpy
-from quantbook.embeddings import _unpack_sign_bits, as_packed_bytes, hamming_distance
+from quantbook.embeddings import _as_packed_bytes, _unpack_sign_bits, hamming_distance
 
 
 def _check_k(k, name: str = "k") -> int:
@@ -216,7 +216,7 @@ def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 
             "corpus_codes must be binary (int8) or ubinary (uint8) packed codes, got dtype "
             f"{raw.dtype}"
         )
-    codes = as_packed_bytes(codes, "corpus_codes")
+    codes = _as_packed_bytes(codes, "corpus_codes")
     if codes.ndim != 2:
         raise ValueError(f"corpus_codes must be (m, bytes), got shape {codes.shape}")
     if (q.shape[1] + 7) // 8 != codes.shape[1]:

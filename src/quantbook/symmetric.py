@@ -199,6 +199,8 @@ def dequantize(q, scale, group_size=None):
     qa = to_real(q, "q")
     if qa.dtype.kind == "f" and qa.size and not (qa == np.rint(qa)).all():
         raise ValueError("q must hold integer codes (whole numbers), got non-integer values")
+    if qa.itemsize > 1 and qa.size and (qa.min() < -(2**31) or qa.max() > 2**31 - 1):
+        raise ValueError("q must hold integer codes within int32's range")
     s = check_scale(scale, "scale").astype(np.float32)
     with np.errstate(over="ignore"):
         if group_size is not None:
@@ -210,7 +212,8 @@ def dequantize(q, scale, group_size=None):
             x_hat = qa.astype(np.float32) * s
     if (qa.itemsize > 1 or (s.size and float(s.max()) > 2.0**110)) and x_hat.size and \
             not np.isfinite(x_hat).all():
-        raise OverflowError("scale * q exceeds float32's range: codes or scale too large")
+        raise ValueError("scale * q exceeds float32's range: q or scale is too large for a "
+                         "float32 reconstruction")
     return like(x_hat.astype(np.float32, copy=False), q, scale)
 
 
