@@ -48,7 +48,8 @@ from quantbook._arrays import like
 MODULES = (affine, symmetric, granularity, metrics, matmul, packing, floats, embeddings,
            retrieval, model)
 # QB_HOSTILE_EXAMPLES=500 pytest tests/test_hostile.py hunts harder (minutes); 12 keep it quick.
-SETTINGS = settings(max_examples=int(os.environ.get("QB_HOSTILE_EXAMPLES", "12")), deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=int(os.environ.get("QB_HOSTILE_EXAMPLES", "12")),
+                    deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
 

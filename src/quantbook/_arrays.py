@@ -238,7 +238,8 @@ def check_int_array(x, name: str, low: int = INT64_RANGE[0], high: int = INT64_R
     elif a.dtype.kind not in "iub":
         raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
     if a.size:
-        lo, hi = a.min(), a.max()
+        # Python scalars compare exactly (a float32 2**63 must not pass as int64's maximum)
+        lo, hi = a.min().item(), a.max().item()
         if lo < low or hi > high:
             bad = lo if lo < low else hi
             raise error(f"{name} must hold integers from {low} to {high}, got {bad}")

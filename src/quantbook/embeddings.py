@@ -63,6 +63,10 @@ def _float_input(x, name: str = "x") -> np.ndarray:
 
 def check_ranges(ranges, dim: int) -> np.ndarray:
     """``ranges`` as a float32 (2, dim) array [minimum; maximum], or raise naming ``ranges``."""
+    return like(_check_ranges(ranges, dim), ranges)
+
+
+def _check_ranges(ranges, dim: int) -> np.ndarray:
     dim = check_integer(dim, "dim", 0)
     r = as_real_array(ranges, "ranges", finite=False)
     if r.ndim != 2 or r.shape != (2, dim):
@@ -70,7 +74,8 @@ def check_ranges(ranges, dim: int) -> np.ndarray:
             f"ranges must have shape (2, {dim}) (row 0 the minimum, row 1 the maximum of each "
             f"dimension), got shape {r.shape}"
         )
-    r = r.astype(np.float32)  # sentence-transformers computes its steps in float32
+    with np.errstate(over="ignore"):  # beyond float32: inf, reported just below
+        r = r.astype(np.float32)  # sentence-transformers computes its steps in float32
     check_finite(r, "ranges")
     if (r[0] > r[1]).any():
         raise ValueError("ranges[0] (minimum) must be <= ranges[1] (maximum) in every dimension")
@@ -93,7 +98,7 @@ def _ranges_of(ranges) -> np.ndarray:
     r = as_real_array(ranges, "ranges", finite=False)
     if r.ndim != 2 or r.shape[0] != 2:
         raise ValueError(f"ranges must have shape (2, dim), got shape {r.shape}")
-    return check_ranges(r, r.shape[1])
+    return _check_ranges(r, r.shape[1])
 
 
 def calibrated_steps(ranges) -> np.ndarray:
@@ -149,7 +154,7 @@ def bucket_calibrated(x, ranges) -> np.ndarray:
     a = _float_input(x)
     if a.ndim == 0:
         raise ValueError("x must have a last axis of length dim to use ranges, got a scalar")
-    return like(_bucket_calibrated(a, check_ranges(ranges, a.shape[-1])), x)
+    return like(_bucket_calibrated(a, _check_ranges(ranges, a.shape[-1])), x)
 
 
 def _bucket_calibrated(x: np.ndarray, ranges: np.ndarray) -> np.ndarray:
@@ -244,7 +249,7 @@ def quantize_embeddings(x, precision: str, ranges=None):
         return like(q, x)
     if a.ndim == 0:
         raise ValueError("x must have a last axis of length dim to use ranges, got a scalar")
-    r = check_ranges(ranges, a.shape[-1])
+    r = _check_ranges(ranges, a.shape[-1])
     buckets = _bucket_calibrated(a, r)
     if precision == "uint8":
         return like(buckets.astype(np.uint8), x)
@@ -375,7 +380,7 @@ def dequantize_embeddings(q, precision: str, dim: int | None = None, ranges=None
         return like(codes.astype(np.float32) / np.float32(UINT8_SCALE) - np.float32(1), q)
     if codes.ndim == 0:
         raise ValueError("q must have a last axis of length dim to use ranges, got a scalar")
-    r = check_ranges(ranges, codes.shape[-1])
+    r = _check_ranges(ranges, codes.shape[-1])
     buckets = codes.astype(np.float32) + (np.float32(128) if precision == "int8" else 0)
     steps = _calibrated_steps(r)
     centre = r[0] + (buckets + np.float32(0.5)) * steps

@@ -141,7 +141,8 @@ def to_format(values, name: str):
     a = as_real_array(values, "values", finite=False).astype(np.float64)
     kind = _SPECS[name][0]
     if kind == "float":
-        return like(a.astype(_dtype(name)).astype(np.float64), values)
+        with np.errstate(over="ignore"):  # overflow gives inf (NaN in e4m3fn), as documented
+            return like(a.astype(_dtype(name)).astype(np.float64), values)
     if kind == "sign":
         if np.isnan(a).any():
             raise ValueError("values must not be NaN for the 1-bit format (NaN has no sign)")

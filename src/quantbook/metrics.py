@@ -33,9 +33,12 @@ def mse(x, x_hat) -> float:
     """Mean squared error.
 
     .. math::  \\mathrm{MSE} = \\frac{1}{n} \\sum_i (x_i - \\hat{x}_i)^2
+
+    In float64: ``inf`` when the mean square exceeds float64's range (errors beyond ~1e154).
     """
     a, b = _pair(x, x_hat)
-    return float(np.mean(_error(a, b) ** 2))
+    with np.errstate(over="ignore"):
+        return float(np.mean(_error(a, b) ** 2))
 
 
 def max_abs_error(x, x_hat) -> float:

@@ -152,7 +152,8 @@ def dot_scores(queries, corpus):
                 f"got {q.dtype} and {c.dtype}"
             )
         return like(integer_dot(q, c), queries, corpus)
-    qf, cf = q.astype(np.float32, copy=False), c.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32: inf, reported just below
+        qf, cf = q.astype(np.float32, copy=False), c.astype(np.float32, copy=False)
     for v, n in ((qf, "queries"), (cf, "corpus")):  # float64 beyond float32's range
         if v.size and not np.isfinite(v).all():
             raise ValueError(f"{n} holds values beyond float32's range")
@@ -199,7 +200,8 @@ def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 
     """
     multiplier = _check_k(multiplier, "multiplier")
     k = _check_k(k)
-    q = as_real_array(queries, "queries").astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, reported just below
+        q = as_real_array(queries, "queries").astype(np.float32)
     if q.ndim == 1:
         q = q[None, :]
     if q.ndim != 2:
