@@ -14,6 +14,12 @@ Two conventions from elsewhere are here too, because the book compares them:
   tutorials: :func:`quantize_with_scale_factor`, :func:`dequantize_with_scale_factor`;
 * the zero point truncated with Python's ``int()`` instead of rounded:
   :func:`zero_point_truncated`.
+
+Bad input is an error, never a silent result (the rules live in :mod:`quantbook._arrays`): a
+scale must be a normal float32 number (reconstructions are float32, so a scale of 1e39 or 1e-320,
+or a range [x_min, x_max] whose scale would be one, is a ``ValueError``); a zero point is a whole
+number in the code range; ``scale`` and ``zero_point`` broadcast against ``x`` but never make the
+result larger than ``x``; ``signed`` is ``True`` or ``False``.
 """
 
 from __future__ import annotations

@@ -154,8 +154,8 @@ def dot_scores(queries, corpus):
         return like(integer_dot(q, c), queries, corpus)
     with np.errstate(over="ignore"):  # beyond float32: inf, reported just below
         qf, cf = q.astype(np.float32, copy=False), c.astype(np.float32, copy=False)
-    for v, n in ((qf, "queries"), (cf, "corpus")):  # float64 beyond float32's range
-        if v.size and not np.isfinite(v).all():
+    for src, v, n in ((q, qf, "queries"), (c, cf, "corpus")):  # float64 beyond float32's range
+        if src.dtype.itemsize > 4 and v.size and not np.isfinite(v).all():
             raise ValueError(f"{n} holds values beyond float32's range")
     return like(qf @ cf.T, queries, corpus)
 

@@ -11,6 +11,11 @@ at the price of never using the code -128. The *full* range [-128, 127]
 
 Granularity: one scale for the whole tensor (default), one per slice along ``axis``
 (per-channel), or one per ``group_size`` consecutive values along the last axis (per-group).
+
+A nonzero max|x| whose scale float32 cannot hold as a normal number (below about 1.2e-38 or
+above 3.4e38, e.g. ``max|x| = 1e-45``) is a ``ValueError``, not a zero or infinite scale; a scale
+passed to :func:`dequantize` must broadcast against ``q`` without growing it (per-group scales
+need ``group_size``).
 """
 
 from __future__ import annotations
