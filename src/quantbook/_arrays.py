@@ -13,9 +13,9 @@ expected form. Nothing is wrapped, truncated, broadcast up or NaN-filled silentl
 * flags are ``True``/``False`` (or ``numpy.bool_``), never ``"False"``, ``None``, 0 or 1;
 * arrays hold real numbers (bool, integer or float; bfloat16 and float8 become float32, exactly);
   complex, string and object arrays are refused; big-endian input computes like native input;
-* a scale is a positive number that float32 can hold as a *normal* number (from about 1.18e-38
-  to 3.4e38), because reconstructions are float32: a scale of 1e39 or 1e-320 would give inf, NaN
-  or 0 instead of an error;
+* a scale is a positive number that float32 holds (from 2**-149, about 1.4e-45, to 3.4e38;
+  subnormals included), because reconstructions are float32: a scale of 1e39 or 1e-320 would
+  become inf or 0 in float32 and give inf, NaN or 0 instead of an error;
 * a zero point is a whole number inside the integer range of the codes;
 * a parameter (scale, zero point, multiplier) may broadcast against ``x`` but must not make the
   result larger than ``x``.
@@ -27,8 +27,9 @@ import math
 
 import numpy as np
 
-FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 2**-126
+FLOAT32_SMALLEST = 2.0**-149  # smallest (subnormal) positive float32
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_RANGE_TEXT = f"from {FLOAT32_SMALLEST:.3g} to {FLOAT32_MAX:.4g}"
 INT32_RANGE = (-(2**31), 2**31 - 1)
 INT64_RANGE = (-(2**63), 2**63 - 1)
 
@@ -199,12 +200,13 @@ def check_one_grows(shapes: dict) -> tuple:
 
 
 def check_scale(scale, name: str = "scale") -> np.ndarray:
-    """A scale (real units per integer step): positive and a normal float32 number.
+    """A scale (real units per integer step): positive and a float32 number.
 
-    .. math::  2^{-126} \\le S \\le (2 - 2^{-23})\\,2^{127}
+    .. math::  2^{-149} \\le S \\le (2 - 2^{-23})\\,2^{127}
 
-    Reconstructions are float32, so a scale outside float32's normal range would silently give
-    inf, NaN or 0 (or lose its precision as a subnormal): it is a ``ValueError`` instead.
+    Reconstructions are float32, so a scale float32 cannot hold (it would round to 0 or to inf)
+    would silently give inf, NaN or 0: it is a ``ValueError`` instead. Subnormal scales are
+    kept: the bound :math:`|x - \\hat{x}| \\le S/2` still holds for them.
     """
     s = as_real_array(scale, name)
     if s.dtype.kind == "b":
@@ -214,14 +216,28 @@ def check_scale(scale, name: str = "scale") -> np.ndarray:
             raise ValueError(
                 f"{name} must be positive (real units per integer step), got a value <= 0"
             )
-        lo, hi = float(s.min()), float(s.max())
-        if lo < FLOAT32_TINY or hi > FLOAT32_MAX:
-            bad = lo if lo < FLOAT32_TINY else hi
+        bad = float32_misfit(s)
+        if bad is not None:
             raise ValueError(
-                f"{name} must be a normal float32 number, from {FLOAT32_TINY:.6g} to "
-                f"{FLOAT32_MAX:.6g} (reconstructions are float32), got {bad:g}"
+                f"{name} must be a number float32 holds, {FLOAT32_RANGE_TEXT} "
+                f"(reconstructions are float32), got {bad:g}"
             )
     return s
+
+
+def float32_misfit(values) -> float | None:
+    """The first nonzero value that float32 would round to 0 or to inf, or None if there is none."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[v != 0]
+    if v.size == 0:
+        return None
+    lo, hi = float(np.abs(v).min()), float(np.abs(v).max())
+    with np.errstate(over="ignore", under="ignore"):
+        if np.float32(lo) == 0:
+            return lo
+        if not np.isfinite(np.float32(hi)):
+            return hi
+    return None
 
 
 def check_int_array(x, name: str, low: int = INT64_RANGE[0], high: int = INT64_RANGE[1],

@@ -16,7 +16,7 @@ Two conventions from elsewhere are here too, because the book compares them:
   :func:`zero_point_truncated`.
 
 Bad input is an error, never a silent result (the rules live in :mod:`quantbook._arrays`): a
-scale must be a normal float32 number (reconstructions are float32, so a scale of 1e39 or 1e-320,
+scale must be a number float32 holds (reconstructions are float32, so a scale of 1e39 or 1e-320,
 or a range [x_min, x_max] whose scale would be one, is a ``ValueError``); a zero point is a whole
 number in the code range; ``scale`` and ``zero_point`` broadcast against ``x`` but never make the
 result larger than ``x``; ``signed`` is ``True`` or ``False``.
@@ -29,8 +29,7 @@ import math
 import numpy as np
 
 from quantbook._arrays import (
-    FLOAT32_MAX,
-    FLOAT32_TINY,
+    FLOAT32_RANGE_TEXT,
     INT32_RANGE,
     check_bits,
     check_flag,
@@ -38,6 +37,7 @@ from quantbook._arrays import (
     check_param_shape,
     check_scale,
     check_zero_point,
+    float32_misfit,
     is_tensor,
     like,
     to_numpy,
@@ -118,14 +118,11 @@ def _range_ends(x_min, x_max) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_range_scale(scale: np.ndarray) -> None:
     """A nonzero range must give a scale float32 can hold (zero-width ranges get 1.0)."""
-    flat = np.asarray(scale).ravel()
-    used = flat[flat != 0]
-    if used.size and (used.min() < FLOAT32_TINY or not used.max() <= FLOAT32_MAX):
-        bad = used.min() if used.min() < FLOAT32_TINY else used.max()
+    bad = float32_misfit(scale)
+    if bad is not None:
         raise ValueError(
-            f"x_min and x_max span a range whose scale {bad:g} is outside float32's normal "
-            f"range [{FLOAT32_TINY:.6g}, {FLOAT32_MAX:.6g}] (reconstructions are float32): "
-            "rescale the data"
+            f"x_min and x_max span a range whose scale {bad:g} float32 cannot hold "
+            f"({FLOAT32_RANGE_TEXT}; reconstructions are float32): rescale the data"
         )
 
 

@@ -88,9 +88,15 @@ def largest_finite(exponent_bits: int, mantissa_bits: int, has_inf: bool = True)
     bias = exponent_bias(exponent_bits)
     has_inf = check_flag(has_inf, "has_inf")
     mantissa_bits = check_integer(mantissa_bits, "mantissa_bits", 0 if has_inf else 1, 52)
+    top = 2**exponent_bits - (2 if has_inf else 1) - bias  # exponent of the largest binade
+    if top > 1023:
+        raise ValueError(
+            f"exponent_bits={exponent_bits} with has_inf={has_inf} has a largest value beyond "
+            "float64's range"
+        )
     if has_inf:
-        return (2.0 - 2.0**-mantissa_bits) * 2.0 ** (2**exponent_bits - 2 - bias)
-    return (2.0 - 2.0 ** -(mantissa_bits - 1)) * 2.0 ** (2**exponent_bits - 1 - bias)
+        return (2.0 - 2.0**-mantissa_bits) * 2.0**top
+    return (2.0 - 2.0 ** -(mantissa_bits - 1)) * 2.0**top
 
 
 def format_info(name: str) -> dict:

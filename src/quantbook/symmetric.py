@@ -12,8 +12,8 @@ at the price of never using the code -128. The *full* range [-128, 127]
 Granularity: one scale for the whole tensor (default), one per slice along ``axis``
 (per-channel), or one per ``group_size`` consecutive values along the last axis (per-group).
 
-A nonzero max|x| whose scale float32 cannot hold as a normal number (below about 1.2e-38 or
-above 3.4e38, e.g. ``max|x| = 1e-45``) is a ``ValueError``, not a zero or infinite scale; a scale
+A nonzero max|x| whose scale float32 cannot hold (it would round to 0 or to inf, e.g. for
+``max|x| = 1e-45``) is a ``ValueError``, not a zero or infinite scale; a scale
 passed to :func:`dequantize` must broadcast against ``q`` without growing it (per-group scales
 need ``group_size``).
 """
@@ -23,14 +23,14 @@ from __future__ import annotations
 import numpy as np
 
 from quantbook._arrays import (
-    FLOAT32_MAX,
-    FLOAT32_TINY,
+    FLOAT32_RANGE_TEXT,
     check_axis,
     check_bits,
     check_flag,
     check_group_size,
     check_param_shape,
     check_scale,
+    float32_misfit,
     like,
     to_numpy,
     to_real,
@@ -105,14 +105,13 @@ def _scale_from_absmax(absmax, bits: int, restricted: bool):
 
 
 def _check_absmax_scale(scale: np.ndarray, absmax) -> None:
-    """A nonzero max|x| must give a scale float32 holds as a normal number (not 0, not inf)."""
+    """A nonzero max|x| must give a scale float32 holds (not rounding to 0, not to inf)."""
     m = np.atleast_1d(np.asarray(absmax, np.float64))
-    used = np.atleast_1d(scale)[m > 0]
-    if used.size and (used.min() < FLOAT32_TINY or used.max() > FLOAT32_MAX):
-        bad = m[m > 0].max() if used.max() > FLOAT32_MAX else m[m > 0].min()
+    used = np.atleast_1d(np.asarray(scale, np.float64))[m > 0]
+    if used.size and (used.min() == 0 or float32_misfit(used) is not None):
         raise ValueError(
-            f"x has max|x| = {bad:g}, whose scale max|x| / levels is outside float32's normal "
-            f"range [{FLOAT32_TINY:.6g}, {FLOAT32_MAX:.6g}] (reconstructions are float32): "
+            f"x has max|x| from {m[m > 0].min():g} to {m.max():g}, whose scale max|x| / levels "
+            f"float32 cannot hold ({FLOAT32_RANGE_TEXT}; reconstructions are float32): "
             "rescale the data"
         )
 
