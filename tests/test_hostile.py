@@ -77,7 +77,7 @@ class Row:
 
     ``args(x)`` gives the keyword arguments with ``x`` (the hostile value) in place of ``arg``;
     ``names`` are what an error message may name; ``shape(x)`` the result's shape (None: not
-    checked); ``ref(x64, result)`` asserts the result against a float64 computation; ``nan_ok``
+    checked); ``ref(x64, result, x)`` asserts the result against a float64 computation; ``nan_ok``
     for functions whose documented result may hold NaN (float formats keep NaN).
     """
 
@@ -99,41 +99,50 @@ POSITIVE = np.abs(FLOATS) / 4 + 0.125  # scales and multipliers in (0, 1)
 RANGES = np.stack([-np.ones(32), np.ones(32)])
 
 
-def _ref_affine(x64, q):
+def _ref_affine(x64, q, x=None):
     s = 0.1
     lo, hi = -128 * s, 127 * s
     err = np.abs(np.asarray(q, np.float64) * s - np.clip(x64, lo, hi))
     assert (err <= s / 2 * (1 + 1e-5)).all()
 
 
-def _ref_symmetric(x64, out):
+def _ref_symmetric(x64, out, x=None):
     q, scale = out
     err = np.abs(np.asarray(q, np.float64) * np.asarray(scale, np.float64) - x64)
     assert (err <= np.asarray(scale, np.float64) / 2 * (1 + 1e-5) + 1e-300).all()
 
 
-def _ref_sign(x64, bits):
+def _ref_sign(x64, bits, x=None):
     np.testing.assert_array_equal(np.asarray(bits), x64 > 0)
 
 
-def _ref_to_float16(x64, y):
+def _ref_to_float16(x64, y, x=None):
     np.testing.assert_array_equal(np.asarray(y), x64.astype(np.float16).astype(np.float64))
 
 
-def _ref_mse(x64, v):
+def _ref_mse(x64, v, x=None):
     with np.errstate(over="ignore"):
         assert v == pytest.approx(float(np.mean(x64**2)), rel=1e-12) or v == np.mean(x64**2)
 
 
-def _ref_max_abs(x64, v):
+def _ref_max_abs(x64, v, x=None):
     assert v == float(np.max(np.abs(x64)))
 
 
-def _ref_sqnr(x64, v):  # x_hat = 0: signal and noise are equal
+def _ref_sqnr(x64, v, x=None):  # x_hat = 0: signal and noise are equal
     assert v == (math.inf if not x64.any() else 0.0)
 
 
-def _ref_top_k(x64, out):
+def _ref_popcount(x64, counts, x):  # the bits of each value's two's-complement pattern
+    a = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if a.dtype.kind not in "iu":
+        return
+    mask = (1 << (8 * a.itemsize)) - 1
+    expected = [bin(int(v) & mask).count("1") for v in a.reshape(-1).tolist()]
+    np.testing.assert_array_equal(np.asarray(counts).reshape(-1), expected)
+
+
+def _ref_top_k(x64, out, x=None):
     ids, _ = out
     for row, got in zip(x64, np.asarray(ids), strict=True):
         expected = sorted(range(len(row)), key=lambda i: (-row[i], i))[: len(got)]
@@ -148,7 +157,7 @@ TABLE: dict[Callable, Row] = {
                          ref=_ref_affine),
     affine.dequantize: Row(lambda x: {"q": x, "scale": 0.1, "zero_point": 0}, "q", shape=_same,
         valid=CODES),
-    affine.quantize_minmax: Row(lambda x: {"x": x}, "x", ("x", "scale")),
+    affine.quantize_minmax: Row(lambda x: {"x": x}, "x", ("x", "scale"), shape=_same),
     affine.fake_quantize: Row(lambda x: {"x": x, "scale": 0.1, "zero_point": 0}, "x",
                               shape=_same),
     affine.representable_range: Row(lambda x: {"scale": x, "zero_point": 0}, "scale",
@@ -168,8 +177,8 @@ TABLE: dict[Callable, Row] = {
     # --- symmetric -----------------------------------------------------------------------------
     symmetric.qrange: Row(lambda x: {"bits": 8, "restricted": True}, None),
     symmetric.absmax_scale: Row(lambda x: {"x": x}, "x"),
-    symmetric.quantize: Row(lambda x: {"x": x}, "x", ref=_ref_symmetric),
-    symmetric.quantize_full_range: Row(lambda x: {"x": x}, "x"),
+    symmetric.quantize: Row(lambda x: {"x": x}, "x", shape=_same, ref=_ref_symmetric),
+    symmetric.quantize_full_range: Row(lambda x: {"x": x}, "x", shape=_same),
     symmetric.dequantize: Row(lambda x: {"q": x, "scale": 0.5}, "q", shape=_same, valid=CODES),
     symmetric.fake_quantize: Row(lambda x: {"x": x, "bits": 4}, "x", shape=_same),
     # --- granularity ---------------------------------------------------------------------------
@@ -232,9 +241,11 @@ TABLE: dict[Callable, Row] = {
     packing.from_nibble: Row(lambda x: {"nibble": x}, "nibble", shape=_same, valid=BYTES),
     packing.byte_bits: Row(lambda x: {"b": x}, "b", valid=BYTES, tensor_out=False),
     packing.pack_int4: Row(lambda x: {"q": x, "signed": True, "order": "low-first"}, "q",
+                           shape=lambda x: _shape(x)[:-1] + ((_last(x) + 1) // 2,),
         valid=CODES),
     packing.unpack_int4: Row(lambda x: {"packed": x, "n": 2 * _last(x)}, "packed",
-                             ("packed", "n="), valid=BYTES),
+                             ("packed", "n="), valid=BYTES,
+                             shape=lambda x: _shape(x)[:-1] + (2 * _last(x),)),
     # --- floats --------------------------------------------------------------------------------
     floats.format_name: Row(lambda x: {"name": "bf16"}, None),
     floats.exponent_bias: Row(lambda x: {"exponent_bits": 5}, None),
@@ -260,7 +271,8 @@ TABLE: dict[Callable, Row] = {
         lambda x: {"x": x, "ranges": np.stack([-np.ones(_last(x)), np.ones(_last(x))])}, "x",
         ("x", "ranges"), shape=_same),
     embeddings.sign_bits: Row(lambda x: {"x": x}, "x", shape=_same, ref=_ref_sign),
-    embeddings.pack_sign_bits: Row(lambda x: {"x": x}, "x"),
+    embeddings.pack_sign_bits: Row(lambda x: {"x": x}, "x",
+                                   shape=lambda x: _shape(x)[:-1] + ((_last(x) + 7) // 8,)),
     embeddings.quantize_embeddings: Row(lambda x: {"x": x, "precision": "int8"}, "x",
                                         shape=_same),
     embeddings.unpack_sign_bits: Row(lambda x: {"packed": x}, "packed", ("packed", "dim"),
@@ -268,7 +280,7 @@ TABLE: dict[Callable, Row] = {
     embeddings.dequantize_embeddings: Row(lambda x: {"q": x, "precision": "int8"}, "q",
                                           shape=_same, valid=CODES),
     embeddings.popcount_table: Row(lambda x: {"a": x}, "a", shape=_same, valid=CODES),
-    embeddings.popcount: Row(lambda x: {"a": x}, "a", shape=_same, valid=CODES),
+    embeddings.popcount: Row(lambda x: {"a": x}, "a", shape=_same, ref=_ref_popcount, valid=CODES),
     embeddings.as_packed_bytes: Row(lambda x: {"codes": x, "name": "codes"}, "codes",
                                     shape=_same, valid=BYTES),
     embeddings.as_words: Row(lambda x: {"packed": x}, "packed", valid=BYTES),
@@ -439,12 +451,12 @@ def test_hostile_array_gives_a_named_error_or_a_right_result(function, x):
         if values.dtype.kind == "f" and not row.nan_ok:
             assert not np.isnan(values).any(), "NaN in the result"
     if row.shape is not None:
-        first = next(iter(_arrays_in(result)), result)
+        first = result[0] if isinstance(result, tuple) else result
         assert tuple(np.shape(first) if not isinstance(first, torch.Tensor)
                      else first.shape) == row.shape(x)
     x64 = _float64(x)
     if row.ref is not None and x64 is not None:
-        row.ref(x64, result)
+        row.ref(x64, result, x)
 
 
 # --- hostile scalars ---------------------------------------------------------------------------
