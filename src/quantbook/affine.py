@@ -265,7 +265,12 @@ def quantize_minmax(x, bits: int = 8, signed: bool = True):
     """
     a = to_real(x, "x")
     lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
-    scale, zero_point = qparams(lo, hi, bits, signed)
+    try:
+        scale, zero_point = qparams(lo, hi, bits, signed)
+    except ValueError as error:
+        if "x_min and x_max" not in str(error):
+            raise
+        raise ValueError(f"x spans [{lo:g}, {hi:g}]: {error}") from None
     return quantize(x, scale, zero_point, bits, signed), scale, zero_point
 
 
