@@ -154,7 +154,8 @@ def _nearest_e2m1(x: np.ndarray, d: np.ndarray) -> np.ndarray:
     float32 errors as against all 16 codes), then the sign bit is added unless the code is 0.
     """
     mags = KVALUES[:8].astype(np.float32)
-    err = np.abs(d[..., None] * mags - np.abs(x)[..., None])
+    with np.errstate(over="ignore"):  # near float32's max, 12·d is inf: never the nearest
+        err = np.abs(d[..., None] * mags - np.abs(x)[..., None])
     idx = err.argmin(axis=-1).astype(np.uint8)
     return np.where((x < 0) & (idx > 0), idx | np.uint8(8), idx)
 
