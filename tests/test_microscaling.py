@@ -123,7 +123,8 @@ def test_mxfp4_zeros_subnormals_huge():
     x[2, :3] = [np.finfo(np.float32).max, -1.0, 3e38]
     x[3] = -0.0
     raw = encode_mxfp4(x)
-    np.testing.assert_array_equal(raw, gguf.quants.quantize(x, MXFP4))
+    with np.errstate(over="ignore"):  # gguf computes 12 · 2^125 = inf on the way
+        np.testing.assert_array_equal(raw, gguf.quants.quantize(x, MXFP4))
     assert (raw[0] == 0).all() and (raw[3] == 0).all()  # -0 becomes code 0, e = 0
     back = decode_mxfp4(raw)
     assert np.isfinite(back).all() and back[2, 0] == np.float32(1.5 * 2.0**127)
