@@ -72,7 +72,8 @@ def float16_bytes(d: np.ndarray, name: str = "x", what: str = "scale") -> np.nda
     without a word, and every value of the block then decodes to inf or NaN. Here that is a
     ValueError naming the input.
     """
-    half = d.astype("<f2")
+    with np.errstate(over="ignore"):
+        half = d.astype("<f2")
     if not np.isfinite(half).all():
         worst = float(np.abs(d[~np.isfinite(half)]).max())
         raise ValueError(

@@ -120,19 +120,22 @@ def make_qx_quants(x: np.ndarray, nmax: int):
 
     def fit(iscale):
         lv = np.clip(np.rint(iscale[:, None] * x), -nmax, nmax - 1).astype(_f)
-        return lv, (w * x * lv).sum(axis=-1), (w * lv * lv).sum(axis=-1)
+        with np.errstate(over="ignore"):
+            return lv, (w * x * lv).sum(axis=-1), (w * lv * lv).sum(axis=-1)
 
     lv, sumlx, suml2 = fit(_f(-nmax) / m)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(suml2 != 0, sumlx / suml2, _f(0))
-    best = scale * sumlx
+    with np.errstate(over="ignore"):
+        best = scale * sumlx
     best_l = lv
     for s in [*range(-9, 0), *range(1, 10)]:
         lv, sumlx, suml2 = fit(-(_f(nmax) + _f(0.1) * _f(s)) / m)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            better = (suml2 > 0) & (sumlx * sumlx > best * suml2)  # inf for huge x, as in C
             scale = np.where(better, sumlx / suml2, scale)
-        best = np.where(better, scale * sumlx, best)
+        with np.errstate(over="ignore"):
+            best = np.where(better, scale * sumlx, best)
         best_l = np.where(better[:, None], lv, best_l)
     scale = np.where(zero, _f(0), scale)
     levels = np.where(zero[:, None], 0, best_l + nmax).astype(np.uint8)
@@ -199,7 +202,8 @@ def _encode_q4_k_blocks(blocks: np.ndarray) -> np.ndarray:
     sub = blocks.reshape(n * 8, 32)
     av_x = np.sqrt((sub * sub).sum(axis=-1) / _f(32))
     weights = av_x[:, None] + np.abs(sub)
-    scales, mins, levels = make_qkx2_quants(sub, weights, 15, -1.0, 0.1, 20)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge x: inf sums, as in C; d raises
+        scales, mins, levels = make_qkx2_quants(sub, weights, 15, -1.0, 0.1, 20)
     scales, mins, levels = scales.reshape(n, 8), mins.reshape(n, 8), levels.reshape(n, 8, 32)
     max_scale = np.maximum(scales.max(axis=-1), _f(0))
     max_min = np.maximum(mins.max(axis=-1), _f(0))
@@ -260,7 +264,8 @@ def encode_q6_k(x):
 
 def _encode_q6_k_blocks(blocks: np.ndarray) -> np.ndarray:
     n = blocks.shape[0]
-    scales, levels = make_qx_quants(blocks.reshape(n * 16, 16), 32)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge x: inf sums, as in C; d raises
+        scales, levels = make_qx_quants(blocks.reshape(n * 16, 16), 32)
     scales, levels = scales.reshape(n, 16), levels.reshape(n, 16, 16)
     biggest = np.abs(scales).argmax(axis=-1)[:, None]
     max_scale = np.take_along_axis(scales, biggest, axis=-1)[:, 0]
