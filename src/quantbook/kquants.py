@@ -47,7 +47,8 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
 
     For each candidate inverse scale i_s = (nmax + rmin + rdelta · s) / (max - min),
     s = 0..nstep, round l = clip(round(i_s (x - min)), 0, nmax) and fit scale a and offset b
-    by weighted least squares,
+    by weighted least squares (min is the best offset found so far, as in ggml: it moves
+    whenever a candidate wins),
 
     .. math::
 
@@ -66,7 +67,8 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
     sum_x = (w * x).sum(axis=-1)
 
     def levels(iscale, offset):
-        return np.clip(np.rint(iscale[:, None] * (x - offset[:, None])), 0, nmax).astype(_f)
+        v = np.rint(iscale[:, None] * (x - offset[:, None]))
+        return np.clip(np.nan_to_num(v, nan=0.0), 0, nmax).astype(_f)
 
     iscale = _f(nmax) / span
     scale = _f(1) / iscale
@@ -74,8 +76,11 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
     best_err = (w * (scale[:, None] * best_l + lo[:, None] - x) ** 2).sum(axis=-1)
     best_min = lo.copy()
     for step in range(nstep + 1):
-        iscale = (_f(rmin) + _f(rdelta) * _f(step) + _f(nmax)) / span
-        lv = levels(iscale, lo)
+        # as in ggml, the candidates are measured from the best min found so far
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            iscale = (_f(rmin) + _f(rdelta) * _f(step) + _f(nmax)) / np.where(flat, _f(1),
+                                                                                hi - best_min)
+            lv = levels(iscale, best_min)
         sum_l = (w * lv).sum(axis=-1)
         sum_l2 = (w * lv * lv).sum(axis=-1)
         sum_xl = (w * lv * x).sum(axis=-1)
