@@ -201,3 +201,14 @@ def test_torch_in_torch_out_and_empty():
 def test_bad_input_names_the_argument(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+@pytest.mark.parametrize("decode, qtype, nbytes",
+                         [(decode_q8_0, Q8_0, 34), (decode_q4_0, Q4_0, 18)])
+def test_decoders_equal_gguf_on_random_bytes(decode, qtype, nbytes):
+    raw = np.random.default_rng(7).integers(0, 256, size=(300, 4 * nbytes), dtype=np.uint8)
+    with np.errstate(all="ignore"):
+        expected = gguf.quants.dequantize(raw, qtype)
+        got = decode(raw)
+    assert np.isnan(expected).any()  # float16 NaN and inf scales are among the random bytes
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))

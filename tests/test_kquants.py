@@ -137,9 +137,10 @@ def test_an_all_zero_block_cannot_tell_a_broken_decoder():
 
 
 def test_zeros_constant_blocks_and_huge_values():
-    x = np.zeros((3, 256), np.float32)
+    x = np.zeros((4, 256), np.float32)
     x[1] = 0.75  # constant positive block: min clipped to 0
     x[2, ::7] = -1e-30
+    x[3, ::5] = np.float32(3e-40)  # float32 subnormals: the float16 scales underflow to 0
     for encode, decode, qtype, _ in CODECS:
         raw = encode(x)
         back = decode(raw)
