@@ -92,7 +92,7 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
             this_scale = np.where(clipped, sum_xl / sum_l2, this_scale)
             this_min = np.where(clipped, _f(0), this_min)
             err = (w * (this_scale[:, None] * lv + this_min[:, None] - x) ** 2).sum(axis=-1)
-        better = (det > 0) & (err < best_err)
+        better = (det > 0) & (err < best_err) & ~flat  # ggml returns early on a flat group
         best_l = np.where(better[:, None], lv, best_l)
         best_err = np.where(better, err, best_err)
         scale = np.where(better, this_scale, scale)

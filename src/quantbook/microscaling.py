@@ -20,7 +20,6 @@ and equal ``gguf.quants.dequantize`` bit for bit on any bytes.
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from quantbook._arrays import like, to_numpy
@@ -28,18 +27,22 @@ from quantbook._blocks import float_blocks, in_pieces, raw_blocks, unblock
 
 # ---------------------------------------------------------------------------------- FP8
 
+# The four FP8 variants and their ml_dtypes names (ml_dtypes is imported only when needed:
+# the block formats below run on NumPy alone).
 FP8_DTYPES = {
-    "e4m3fn": ml_dtypes.float8_e4m3fn,
-    "e4m3fnuz": ml_dtypes.float8_e4m3fnuz,
-    "e5m2": ml_dtypes.float8_e5m2,
-    "e5m2fnuz": ml_dtypes.float8_e5m2fnuz,
+    "e4m3fn": "float8_e4m3fn",
+    "e4m3fnuz": "float8_e4m3fnuz",
+    "e5m2": "float8_e5m2",
+    "e5m2fnuz": "float8_e5m2fnuz",
 }
 
 
 def _fp8_dtype(fmt: str):
     if fmt not in FP8_DTYPES:
         raise ValueError(f"fmt must be one of {tuple(FP8_DTYPES)}, got {fmt!r}")
-    return FP8_DTYPES[fmt]
+    import ml_dtypes
+
+    return getattr(ml_dtypes, FP8_DTYPES[fmt])
 
 
 def fp8_values(fmt: str) -> np.ndarray:
@@ -57,6 +60,8 @@ def fp8_table(fmt: str) -> dict:
     v = fp8_values(fmt)
     finite = v[np.isfinite(v)]
     positive = finite[finite > 0]
+    import ml_dtypes
+
     info = ml_dtypes.finfo(_fp8_dtype(fmt))
     return {
         "format": fmt,
@@ -73,7 +78,7 @@ def fp8_table(fmt: str) -> dict:
 def cast_fp8(x, fmt: str, saturate: bool = False):
     """Round float values to an FP8 format (round half to even) and back to float32.
 
-    Non-saturating (ml_dtypes, the OCP spec's default conversion): a value beyond the largest
+    Non-saturating (as ml_dtypes casts): a value beyond the largest
     finite one becomes NaN (fn, fnuz) or inf (e5m2) once it passes half a step above the
     largest value. Saturating: clip to ±max first, as torch's ``.to(torch.float8_e4m3fn)``
     does. NaN stays NaN either way.
@@ -84,6 +89,8 @@ def cast_fp8(x, fmt: str, saturate: bool = False):
     a = a.astype(np.float32)
     dtype = _fp8_dtype(fmt)
     if saturate:
+        import ml_dtypes
+
         top = float(ml_dtypes.finfo(dtype).max)
         a = np.clip(a, -top, top)
     return like(a.astype(dtype).astype(np.float32), x)
@@ -99,6 +106,8 @@ def fp8_scaled(x, fmt: str = "e4m3fn", block_size: int | None = None):
     over the whole (flattened) array when ``block_size`` is None, else over each block of
     ``block_size`` values of the last axis. Returns the float32 values after the round trip.
     """
+    import ml_dtypes
+
     blocks = float_blocks(x, block_size or np.shape(to_numpy(x, "x"))[-1] or 1)
     top = np.float32(ml_dtypes.finfo(_fp8_dtype(fmt)).max)
     if block_size is None:
