@@ -216,3 +216,12 @@ def test_torch_in_torch_out_and_empty():
         assert isinstance(raw, torch.Tensor) and raw.dtype == torch.uint8
         assert isinstance(decode(raw), torch.Tensor)
         assert encode(np.zeros((2, 0), np.float32)).shape == (2, 0)
+
+
+def test_sums_run_left_to_right_as_in_c():
+    a = np.random.default_rng(8).standard_normal((500, 32)).astype(np.float32) * 1e3
+    expected = a[:, 0].copy()
+    for i in range(1, 32):
+        expected = (expected + a[:, i]).astype(np.float32)  # one float32 add at a time
+    assert np.array_equal(kq._sum(a), expected)
+    assert not np.array_equal(a.sum(axis=-1), expected)  # NumPy's pairwise sum differs

@@ -47,7 +47,9 @@ def _sum(a: np.ndarray) -> np.ndarray:
     ``a.sum(axis=-1)`` adds pairwise, which is more accurate but can differ in the last bit,
     and a last bit is enough to flip one of the searches' comparisons.
     """
-    return np.cumsum(a, axis=-1, dtype=_f)[..., -1]
+    # Reducing over the first axis of a C-contiguous array adds whole rows one after the other:
+    # left to right for every group, and faster than np.cumsum.
+    return np.ascontiguousarray(np.moveaxis(a, -1, 0)).sum(axis=0, dtype=_f)
 
 
 # ------------------------------------------------------------------ the weighted searches
@@ -252,9 +254,10 @@ def decode_q4_k(raw):
     d, dmin = read_float16(b[..., 0:2]), read_float16(b[..., 2:4])
     sc, mn = unpack_scales_mins_k4(b[..., 4:16])
     qs = b[..., 16:].reshape(b.shape[:-1] + (4, 32))
-    q = np.stack([qs & 15, qs >> 4], axis=-2).reshape(b.shape[:-1] + (8, 32)).astype(_f)
-    with np.errstate(invalid="ignore", over="ignore"):
-        values = (d * sc.astype(_f))[..., None] * q - (dmin * mn.astype(_f))[..., None]
+    values = np.stack([qs & 15, qs >> 4], axis=-2).reshape(b.shape[:-1] + (8, 32)).astype(_f)
+    with np.errstate(invalid="ignore", over="ignore"):  # in place: (d·s)·q, then - dmin·m
+        np.multiply(values, (d * sc.astype(_f))[..., None], out=values)
+        np.subtract(values, (dmin * mn.astype(_f))[..., None], out=values)
     return like(unblock(values.reshape(b.shape[:-1] + (QK_K,))), raw)
 
 
@@ -323,8 +326,9 @@ def decode_q6_k(raw):
     q = (low | (high << 4)).astype(np.int8) - np.int8(32)
     sc = np.ascontiguousarray(b[..., 192:208]).view(np.int8).astype(_f)
     d = read_float16(b[..., 208:210])
-    with np.errstate(invalid="ignore", over="ignore"):
-        values = (d * sc).reshape(lead + (16, 1)) * q.reshape(lead + (16, 16)).astype(_f)
+    values = q.reshape(lead + (16, 16)).astype(_f)
+    with np.errstate(invalid="ignore", over="ignore"):  # in place: (d·s)·(q - 32)
+        np.multiply(values, (d * sc).reshape(lead + (16, 1)), out=values)
     return like(unblock(values.reshape(lead + (QK_K,))), raw)
 
 
