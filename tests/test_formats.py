@@ -139,7 +139,8 @@ def test_bits_per_weight():
 
 
 def test_the_table_matches_gguf_sizes_and_round_trips():
-    expected = {"Q8_0": 8.5, "Q4_0": 4.5, "MXFP4": 4.25, "NVFP4": 4.5, "Q4_K": 4.5, "Q6_K": 6.5625}
+    expected = {"Q8_0": 8.5, "Q4_0": 4.5, "MXFP4": 4.25, "NVFP4": 4.5, "Q4_K": 4.5, "Q6_K": 6.5625,
+                "IQ4_NL": 4.5}
     rows = {f.name: f for f in formats.table()}
     for name, bpw in expected.items():
         record = rows[name]

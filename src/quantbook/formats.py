@@ -13,8 +13,8 @@ off it:
     Q6_K   = 128 ql + 64 qh + 16 int8 scales + d (fp16)      210 bytes / 256 (6.5625 bpw)
 
 MXFP4 and NVFP4 live in :mod:`quantbook.microscaling`, Q4_K and Q6_K in
-:mod:`quantbook.kquants`; their functions are re-exported here. Other modules add formats with
-:func:`register` (``quantbook.codebooks`` adds IQ4_NL when it is installed).
+:mod:`quantbook.kquants`, IQ4_NL (a codebook, chapter 10) in :mod:`quantbook.codebooks`; their
+functions are re-exported here. :func:`register` adds a format to the table.
 
 Q8_0 and Q4_0 follow ggml's reference code (and the ``gguf`` Python package) exactly, including
 two choices that differ from the rest of this book:
@@ -39,6 +39,7 @@ import numpy as np
 from quantbook._arrays import like
 from quantbook._blocks import float16_bytes, float_blocks, in_pieces, raw_blocks, read_float16
 from quantbook._blocks import unblock as _unblock
+from quantbook.codebooks import decode_iq4_nl, encode_iq4_nl
 from quantbook.kquants import decode_q4_k, decode_q6_k, encode_q4_k, encode_q6_k
 from quantbook.microscaling import decode_mxfp4, decode_nvfp4, encode_mxfp4, encode_nvfp4
 from quantbook.packing import pack_int4, unpack_int4
@@ -184,27 +185,14 @@ for _record in (
     BlockFormat("Q4_K", 256, 144, encode_q4_k, decode_q4_k, "fp16 d, dmin; 8 x (6-bit scale,"
                 " 6-bit min); 256 nibbles"),
     BlockFormat("Q6_K", 256, 210, encode_q6_k, decode_q6_k, "fp16 d; 16 int8 scales; 256 x 6 bits"),
+    BlockFormat("IQ4_NL", 32, 18, encode_iq4_nl, decode_iq4_nl,
+                "fp16 d, 32 nibbles indexing a fixed int8 codebook"),
 ):
     register(_record)
 
 
-def _register_optional() -> None:
-    """Add IQ4_NL from :mod:`quantbook.codebooks` if that module exists and defines it."""
-    if "iq4_nl" in FORMATS:
-        return
-    try:
-        from quantbook import codebooks
-    except ImportError:
-        return
-    decode = getattr(codebooks, "decode_iq4_nl", None)
-    if decode is not None:
-        register(BlockFormat("IQ4_NL", 32, 18, getattr(codebooks, "encode_iq4_nl", None), decode,
-                             "fp16 d, 32 nibbles indexing a fixed int8 codebook"))
-
-
 def get_format(name: str) -> BlockFormat:
     """The :class:`BlockFormat` called ``name`` (case does not matter)."""
-    _register_optional()
     if not isinstance(name, str) or name.lower() not in FORMATS:
         raise ValueError(f"fmt must be one of {tuple(f.name for f in FORMATS.values())}, "
                          f"got {name!r}")
@@ -213,7 +201,6 @@ def get_format(name: str) -> BlockFormat:
 
 def table() -> list[BlockFormat]:
     """Every registered format, in registration order."""
-    _register_optional()
     return list(FORMATS.values())
 
 
@@ -241,7 +228,8 @@ def round_trip(x, fmt: str):
 
 
 __all__ = [
-    "BLOCK_SIZE", "BlockFormat", "FORMATS", "bits_per_weight", "decode", "decode_mxfp4",
+    "BLOCK_SIZE", "BlockFormat", "FORMATS", "bits_per_weight", "decode", "decode_iq4_nl",
+    "decode_mxfp4", "encode_iq4_nl",
     "decode_nvfp4", "decode_q4_0", "decode_q4_k", "decode_q6_k", "decode_q8_0", "encode",
     "encode_mxfp4", "encode_nvfp4", "encode_q4_0", "encode_q4_k", "encode_q6_k", "encode_q8_0",
     "get_format", "register", "round_half_away_from_zero", "round_half_up_offset", "round_trip",
