@@ -4,4 +4,4 @@ One module per idea: ``affine``, ``symmetric``, ``granularity``, ``packing``, ``
 ``floats``, ``embeddings``, ``metrics``, ``matmul``, ``retrieval``, ``data``, ``explorers``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
