@@ -13,7 +13,6 @@ import pkgutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 import quantbook
 
