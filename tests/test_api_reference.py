@@ -30,7 +30,7 @@ def public_names(module) -> list[str]:
     names = getattr(module, "__all__", None)
     if names is None:
         names = [name for name, value in vars(module).items()
-                 if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value))
+                 if not name.startswith("_") and callable(value)
                  and getattr(value, "__module__", "").startswith(module.__name__)]
     return [name for name in names
             if inspect.isfunction(getattr(module, name)) or inspect.isclass(getattr(module, name))]
