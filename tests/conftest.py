@@ -147,6 +147,34 @@ def site_url(site_dir):
         thread.join(timeout=5)
 
 
+# GitHub Pages serves a project's site from https://<owner>.github.io/<repo>/, not from the
+# root: the site is also served under this prefix, and everything outside it is a 404.
+SUB_PATH = "/quantbook/"
+
+
+class _SubPathHandler(_QuietHandler):
+    def translate_path(self, path):
+        if not path.startswith(SUB_PATH):
+            return str(SITE_DIR / "no such file: outside the sub-path")
+        return super().translate_path("/" + path[len(SUB_PATH):])
+
+
+@pytest.fixture(scope="session")
+def sub_path_site_url(site_dir):
+    """Base URL of the built site served under ``SUB_PATH``, as GitHub Pages serves it."""
+    handler = functools.partial(_SubPathHandler, directory=str(site_dir))
+    server = http.server.ThreadingHTTPServer((LOCAL_HOST, 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="sub-path-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOCAL_HOST}:{server.server_address[1]}{SUB_PATH}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture(scope="module")
 def chromium_browser():
     if not CHROMIUM.exists():
