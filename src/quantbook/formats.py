@@ -52,7 +52,8 @@ Q4_0_BLOCK_BYTES = 2 + BLOCK_SIZE // 2
 def round_half_away_from_zero(v: np.ndarray) -> np.ndarray:
     """Round to nearest, ties away from zero (C's ``roundf``): 2.5 -> 3, -2.5 -> -3.
 
-    ``round(v) = sign(v) · (floor|v| + [|v| - floor|v| >= 1/2])``. The fraction ``|v| - floor|v|`` is
+    ``round(v) = sign(v) · (floor|v| + [|v| - floor|v| >= 1/2])``. The fraction
+    ``|v| - floor|v|`` is
     exact in floating point, so values just below a half (0.49999997) stay below it, which
     ``floor(|v| + 0.5)`` would get wrong.
     """
