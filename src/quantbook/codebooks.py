@@ -308,7 +308,7 @@ class NF4Encoded:
 
     @property
     def nbytes(self) -> int:
-        """The number of bytes stored: the codes, the absmax (float32 or uint8) and the
+        """The number of bytes stored, counting the codes, the absmax (float32 or uint8) and the
         second-level scales."""
         total = np.asarray(to_numpy(self.packed, "packed")).nbytes
         total += np.asarray(to_numpy(self.absmax, "absmax")).nbytes
