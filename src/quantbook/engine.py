@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 OPSET = 17
-_EXPORT_VERSION = "1"  # bump when the export or the quantization recipe changes (new cache key)
+_EXPORT_VERSION = "2"  # bump when the export or the quantization recipe changes (new cache key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def decode_matmulnbits(packed, scales, zero_points, k: int, n: int, block_size: 
                        bits: int = 4) -> np.ndarray:
     """The float32 (K, N) weight that ``com.microsoft.MatMulNBits`` multiplies by.
 
-    .. math::  W_{kn} = S_{n,\\lfloor k/g \\rfloor}\\,\\big(q_{nk} - Z_{n,\\lfloor k/g \\rfloor}\\big)
+    .. math::  W_{kn} = S_{n,b}\\,(q_{nk} - Z_{n,b}), \\quad b = \\lfloor k/g \\rfloor
 
     with :math:`g` the block size. ORT's layout (contrib op spec): ``packed`` is uint8
     (N, n_blocks, blob): output column n, its K weights in blocks of ``block_size``, each block
@@ -471,30 +471,42 @@ def _as_model(graph):
     return model
 
 
-def linear_model(w, bias=None):
+def linear_model(w, bias=None, copies: int = 1):
     """An ONNX model of one linear layer, ``y = x @ W (+ b)``, W a (K, N) float32 initializer.
 
     The input ``x`` is (batch, K) with a free batch size. (A torch ``nn.Linear`` stores
-    :math:`W^\\top`: pass ``linear.weight.T``.)
+    :math:`W^\\top`: pass ``linear.weight.T``.) With ``copies`` > 1 the model holds that many
+    different weights of the same shape (``W`` with its columns rolled by 0, 1, 2, ... places) and
+    applies each to ``x``, outputs ``y0, y1, ...``: their bytes together exceed the CPU caches,
+    so a run reads its weights from memory, as a large model does.
     """
     from onnx import TensorProto, helper, numpy_helper
 
     a = to_numpy(w, "w")
     if a.ndim != 2 or a.dtype.kind != "f":
         raise ValueError(f"w must be a 2-D floating-point (K, N) weight, got {a.dtype} {a.shape}")
+    copies = _positive_int(copies, "copies")
     k, n = a.shape
-    inits = [numpy_helper.from_array(np.ascontiguousarray(a, np.float32), "W")]
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["xw" if bias is not None else "y"])]
     if bias is not None:
         bb = to_numpy(bias, "bias")
         if bb.shape != (n,):
             raise ValueError(f"bias must have shape ({n},), got {bb.shape}")
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(bb, np.float32), "b"))
-        nodes.append(helper.make_node("Add", ["xw", "b"], ["y"]))
+    inits, nodes, outputs = [], [], []
+    for i in range(copies):
+        wi = np.ascontiguousarray(np.roll(a, i, axis=1), np.float32)
+        y = "y" if copies == 1 else f"y{i}"
+        inits.append(numpy_helper.from_array(wi, f"W{i}" if copies > 1 else "W"))
+        nodes.append(helper.make_node("MatMul", ["x", inits[-1].name],
+                                      [f"xw{i}" if bias is not None else y]))
+        if bias is not None:
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(np.roll(bb, i), np.float32),
+                                                 f"b{i}"))
+            nodes.append(helper.make_node("Add", [f"xw{i}", f"b{i}"], [y]))
+        outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, ["batch", n]))
     graph = helper.make_graph(
         nodes, "linear",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n])],
+        outputs,
         inits,
     )
     return _as_model(graph)
@@ -513,10 +525,12 @@ def _load(model):
 def quantize_int8(model, path=None):
     """int8 weights with ONNX Runtime's ``quantize_dynamic`` (its integer MatMul kernels).
 
-    Weights: int8, one symmetric scale per tensor (``QuantType.QInt8``, ORT's defaults);
-    activations: uint8 with a scale and zero point computed at run time from each input
-    (``DynamicQuantizeLinear``), then ``MatMulInteger`` with int32 accumulators. Only MatMul
-    nodes are quantized (the embedding tables stay float32, as for :func:`quantize_int4`).
+    Weights: int8, symmetric, one scale per output column (``QuantType.QInt8``,
+    ``per_channel=True``: ORT's default is one scale per tensor, which chapter 7 showed is not
+    free on MiniLM); activations: uint8 with one scale and zero point per tensor computed at run
+    time from each input (``DynamicQuantizeLinear``), then ``MatMulInteger`` with int32
+    accumulators. Only MatMul nodes are quantized (the embedding tables stay float32, as for
+    :func:`quantize_int4`).
     Returns the quantized ``onnx.ModelProto``; with ``path`` it is also written there.
     """
     import onnx
@@ -526,7 +540,7 @@ def quantize_int8(model, path=None):
         src, dst = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(_load(model), str(src))
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"])
+                         op_types_to_quantize=["MatMul"], per_channel=True)
         out = onnx.load(str(dst))
     if path is not None:
         _save_atomic(out, path)
