@@ -38,8 +38,10 @@ __all__ = [
     "OPSET",
     "Timing",
     "machine_info",
+    "last_level_cache_bytes",
     "default_threads",
     "time_call",
+    "time_interleaved",
     "copy_bandwidth",
     "matmul_throughput",
     "roofline_time",
@@ -88,15 +90,33 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"  # pragma: no cover
 
 
+def last_level_cache_bytes() -> int | None:
+    """Size of the largest CPU cache Linux reports for CPU 0 (``/sys/.../cache``), or None."""
+    sizes = []
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        if text and text[-1] in units and text[:-1].isdigit():
+            sizes.append(int(text[:-1]) * units[text[-1]])
+        elif text.isdigit():
+            sizes.append(int(text))
+    return max(sizes) if sizes else None
+
+
 def machine_info() -> dict:
-    """What every timing of the chapter depends on: CPU, capability, threads, versions."""
+    """What every timing of the chapter depends on: CPU, capability, threads, cache, versions."""
     import onnxruntime
     import torch
 
+    cache = last_level_cache_bytes()
     return {
         "cpu": _cpu_model(),
         "capability": torch.backends.cpu.get_cpu_capability(),
         "threads": default_threads(),
+        "cache_mb": "unknown" if cache is None else f"{cache / 2**20:.0f}",
         "onnxruntime": onnxruntime.__version__,
         "torch": torch.__version__,
     }
@@ -147,6 +167,31 @@ def time_call(fn, repeats: int = 7, warmup: int = 2) -> Timing:
         fn()
         times.append(time.perf_counter() - start)
     return Timing(statistics.median(times), tuple(times), warmup)
+
+
+def time_interleaved(fns: dict, repeats: int = 7, warmup: int = 1) -> dict:
+    """Time several calls in turns (A, B, C, A, B, C, ...): name -> :class:`Timing`.
+
+    .. math::  t_f = \\operatorname{median}(t_{f,1}, \\dots, t_{f,r})
+
+    Each function gets ``warmup`` untimed calls, then the rounds run every function once, in
+    order. A burst of load from another process then hits every contender alike, so the
+    *ratios* of the medians move less than separate runs' would on a busy machine.
+    """
+    if not isinstance(fns, dict) or not fns or not all(callable(f) for f in fns.values()):
+        raise TypeError("fns must be a non-empty dict of name -> callable")
+    repeats = _positive_int(repeats, "repeats")
+    warmup = _positive_int(warmup, "warmup", low=0)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: Timing(statistics.median(t), tuple(t), warmup) for name, t in times.items()}
 
 
 def copy_bandwidth(nbytes: int = 1 << 27, repeats: int = 5) -> float:
