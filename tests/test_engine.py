@@ -269,3 +269,26 @@ def test_minilm_int8_int4_close_to_float32():
     assert np.sum(emb["int4"] * emb["float32"], 1).min() > 0.9
     packed = engine.onnx_weights(engine.minilm_onnx("int4"))
     assert sum(k.endswith("_Q4") for k in packed) == 36   # six linear layers in six blocks
+
+
+def test_time_interleaved_runs_in_turns():
+    order = []
+    timings = engine.time_interleaved({"a": lambda: order.append("a"),
+                                       "b": lambda: order.append("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b"] + ["a", "b"] * 3           # warm-ups first, then in turns
+    assert set(timings) == {"a", "b"} and all(len(t.times) == 3 for t in timings.values())
+    with pytest.raises(TypeError, match="dict"):
+        engine.time_interleaved({})
+    with pytest.raises(TypeError, match="dict"):
+        engine.time_interleaved({"a": 1})
+
+
+def test_machine_info_names_what_timings_depend_on():
+    import torch
+
+    info = engine.machine_info()
+    assert info["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert info["onnxruntime"] == ort.__version__
+    assert info["threads"] == engine.default_threads() >= 1
+    cache = engine.last_level_cache_bytes()
+    assert cache is None or cache >= 1 << 15
