@@ -22,13 +22,14 @@ import numpy as np
 from quantbook import data, engine
 
 K, N, COPIES = 384, 1536, 32
+THREADS = 1  # as in the chapter: on a shared machine a spinning thread pool times the neighbours
 PRECISIONS = ("float32", "int8", "int4")
 
 
 def roofline() -> dict:
     return {"bandwidth": engine.copy_bandwidth(),
-            "float32": engine.matmul_throughput("float32"),
-            "int8": engine.matmul_throughput("int8")}
+            "float32": engine.matmul_throughput("float32", threads=THREADS),
+            "int8": engine.matmul_throughput("int8", threads=THREADS)}
 
 
 def layer_rows(probes: dict, repeats: int) -> list[dict]:
@@ -36,7 +37,7 @@ def layer_rows(probes: dict, repeats: int) -> list[dict]:
     models = {"float32": engine.linear_model(np.ascontiguousarray(weight.T), copies=COPIES)}
     models["int8"] = engine.quantize_int8(models["float32"])
     models["int4"] = engine.quantize_int4(models["float32"], block_size=32)
-    sessions = {name: engine.session(m) for name, m in models.items()}
+    sessions = {name: engine.session(m, THREADS) for name, m in models.items()}
     weight_bytes = {name: sum(a.nbytes for a in engine.onnx_weights(m).values()) / COPIES
                     for name, m in models.items()}
     rows = []
@@ -58,7 +59,7 @@ def layer_rows(probes: dict, repeats: int) -> list[dict]:
 
 def model_rows(repeats: int) -> list[dict]:
     paths = {name: engine.minilm_onnx(name) for name in PRECISIONS}
-    sessions = {name: engine.session(p) for name, p in paths.items()}
+    sessions = {name: engine.session(p, THREADS) for name, p in paths.items()}
     tokenizer = engine.minilm_tokenizer()
     _, _, queries, _ = data.load_bbc_retrieval_split()
     lengths = [len(tokenizer(s)["input_ids"]) for s in queries[:100]]
@@ -83,7 +84,7 @@ def table(repeats: int = 7) -> str:
     probes = roofline()
     rows = layer_rows(probes, repeats) + model_rows(repeats)
     lines = [
-        f"CPU {info['cpu']}, capability {info['capability']}, {info['threads']} thread(s), "
+        f"CPU {info['cpu']}, capability {info['capability']}, {THREADS} of {info['cpus']} CPU(s), "
         f"last-level cache {info['cache_mb']} MiB, onnxruntime {info['onnxruntime']}; "
         f"copy bandwidth {probes['bandwidth'] / 1e9:.1f} GB/s, ONNX Runtime float32 "
         f"{probes['float32'] / 1e9:.0f} Gop/s, int8 {probes['int8'] / 1e9:.0f} Gop/s.",

@@ -289,6 +289,6 @@ def test_machine_info_names_what_timings_depend_on():
     info = engine.machine_info()
     assert info["capability"] == torch.backends.cpu.get_cpu_capability()
     assert info["onnxruntime"] == ort.__version__
-    assert info["threads"] == engine.default_threads() >= 1
+    assert info["cpus"] == engine.default_threads() >= 1
     cache = engine.last_level_cache_bytes()
     assert cache is None or cache >= 1 << 15

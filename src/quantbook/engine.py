@@ -107,7 +107,11 @@ def last_level_cache_bytes() -> int | None:
 
 
 def machine_info() -> dict:
-    """What every timing of the chapter depends on: CPU, capability, threads, cache, versions."""
+    """What every timing of the chapter depends on: CPU, capability, CPUs, cache, versions.
+
+    ``cpus`` is how many CPUs this process may use; the thread count of a timing is the one
+    passed to :func:`session` (the chapter uses one).
+    """
     import onnxruntime
     import torch
 
@@ -115,7 +119,7 @@ def machine_info() -> dict:
     return {
         "cpu": _cpu_model(),
         "capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": default_threads(),
+        "cpus": default_threads(),
         "cache_mb": "unknown" if cache is None else f"{cache / 2**20:.0f}",
         "onnxruntime": onnxruntime.__version__,
         "torch": torch.__version__,
