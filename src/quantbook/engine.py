@@ -39,6 +39,7 @@ __all__ = [
     "Timing",
     "machine_info",
     "last_level_cache_bytes",
+    "cpu_flags",
     "default_threads",
     "time_call",
     "time_interleaved",
@@ -106,11 +107,23 @@ def last_level_cache_bytes() -> int | None:
     return max(sizes) if sizes else None
 
 
+def cpu_flags() -> set:
+    """The instruction-set flags Linux lists for the CPU (``/proc/cpuinfo``), empty elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:  # pragma: no cover - not on Linux
+        pass
+    return set()  # pragma: no cover
+
+
 def machine_info() -> dict:
     """What every timing of the chapter depends on: CPU, capability, CPUs, cache, versions.
 
     ``cpus`` is how many CPUs this process may use; the thread count of a timing is the one
-    passed to :func:`session` (the chapter uses one).
+    passed to :func:`session` (the chapter uses one). ``int8_dot`` says whether the CPU lists
+    int8 dot-product instructions (x86 ``avx512_vnni`` / ``avx_vnni``, Arm ``asimddp``).
     """
     import onnxruntime
     import torch
@@ -121,6 +134,7 @@ def machine_info() -> dict:
         "capability": torch.backends.cpu.get_cpu_capability(),
         "cpus": default_threads(),
         "cache_mb": "unknown" if cache is None else f"{cache / 2**20:.0f}",
+        "int8_dot": "yes" if cpu_flags() & {"avx512_vnni", "avx_vnni", "asimddp"} else "no",
         "onnxruntime": onnxruntime.__version__,
         "torch": torch.__version__,
     }
