@@ -26,6 +26,24 @@ def ort_dequantized(w, block_size, symmetric):
     return engine.session(model, threads=1).run(None, {"x": np.eye(k, dtype=np.float32)})[0]
 
 
+def ort_dequantized_bits(w, bits):
+    """ORT's MatMulNBits at 2 or 8 bits on the identity matrix: its own dequantized weight."""
+    from onnx import helper, numpy_helper
+
+    k, n = w.shape
+    packed, scales, zps = engine.ort_quantize_matmulnbits(w, 32, bits=bits)
+    node = helper.make_node("MatMulNBits", ["x", "B", "S", "Z"], ["y"], domain="com.microsoft",
+                            K=k, N=n, bits=bits, block_size=32)
+    graph = helper.make_graph(
+        [node], "nbits",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [k, k])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [k, n])],
+        [numpy_helper.from_array(packed, "B"), numpy_helper.from_array(scales, "S"),
+         numpy_helper.from_array(zps, "Z")])
+    model = engine._as_model(graph)
+    return engine.session(model, threads=1).run(None, {"x": np.eye(k, dtype=np.float32)})[0]
+
+
 def random_weight(seed, k, n, kind="normal"):
     rng = np.random.default_rng(seed)
     if kind == "normal":
@@ -102,7 +120,10 @@ def test_decoder_bits_8_and_2():
         mine = engine.quantize_matmulnbits(w, 32, bits=bits)
         assert all(np.array_equal(a, b) for a, b in zip(mine, (p, s, z), strict=True))
         decoded = engine.decode_matmulnbits(p, s, z, 64, 6, 32, bits=bits)
-        assert np.abs(decoded - w).max() <= np.abs(s).max() * (0.5 + 1e-6) + 1e-7 or bits == 2
+        assert np.array_equal(decoded, ort_dequantized_bits(w, bits))
+        # affine, range widened to 0: no clipping, every error within half a step
+        steps = np.repeat(s, 32, axis=1).T
+        assert np.all(np.abs(decoded - w) <= steps * (0.5 + 1e-5))
 
 
 def test_chapter_functions_agree_except_at_rounding_boundaries():
