@@ -63,7 +63,7 @@ __all__ = [
 
 
 def qrange(bits: int = 8, signed: bool = True) -> tuple[int, int]:
-    r"""The integer range of a ``bits``-bit integer.
+    r"""The integer range of a ``bits``-bit integer (chapter 2).
 
     .. math::  [q_{min}, q_{max}] = [-2^{b-1}, 2^{b-1}-1] \text{ (signed)},\quad
                [0, 2^b - 1] \text{ (unsigned)}
@@ -127,7 +127,7 @@ def _check_range_scale(scale: np.ndarray) -> None:
 
 
 def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
-    r"""Scale and zero point that map [x_min, x_max] onto the integer range.
+    r"""Scale and zero point that map [x_min, x_max] onto the integer range (chapter 2).
 
     The range is first widened to contain 0, then
 
@@ -172,7 +172,7 @@ def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
 
 
 def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    r"""Real values to integer codes.
+    r"""Real values to integer codes (chapter 2).
 
     .. math::  q = \operatorname{clamp}\big(\operatorname{round}(x / S) + Z,
                q_{min}, q_{max}\big)
@@ -223,7 +223,7 @@ def _row_blocks(shape: tuple[int, ...], values: int = 1 << 16) -> list[slice]:
 
 
 def dequantize(q, scale, zero_point):
-    r"""Integer codes back to real values (float32).
+    r"""Integer codes back to real values (float32, chapter 2).
 
     .. math::  \hat{x} = S\,(q - Z)
 
@@ -256,7 +256,7 @@ def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None
 
 
 def quantize_minmax(x, bits: int = 8, signed: bool = True):
-    r"""Quantize with the tensor's own minimum and maximum as the range.
+    r"""Quantize with the tensor's own minimum and maximum as the range (chapter 2).
 
     .. math::  (S, Z) = \operatorname{qparams}(\min x, \max x), \qquad
                q = \operatorname{quantize}(x, S, Z)
@@ -275,7 +275,8 @@ def quantize_minmax(x, bits: int = 8, signed: bool = True):
 
 
 def fake_quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    r"""Quantize then dequantize ("fake quantization"): what the network sees after rounding.
+    r"""Quantize then dequantize ("fake quantization"): what the network sees after rounding
+    (chapter 2).
 
     .. math::  \hat{x} = S\,(\operatorname{quantize}(x) - Z)
     """
@@ -283,7 +284,7 @@ def fake_quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
 
 
 def representable_range(scale, zero_point, bits: int = 8, signed: bool = True):
-    r"""The smallest and largest real values the codes can stand for.
+    r"""The smallest and largest real values the codes can stand for (chapter 2).
 
     .. math::  [S\,(q_{min} - Z),\; S\,(q_{max} - Z)]
 
@@ -316,7 +317,7 @@ def _round_trip(a: np.ndarray, scale, zero_point, bits, signed) -> np.ndarray:
 
 
 def clipping_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    r"""The part of the error caused by clamping values outside the representable range.
+    r"""The part of the error caused by clamping values outside the representable range (chapter 2).
 
     .. math::  e_{clip} = x - \operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z))
 
@@ -329,7 +330,7 @@ def clipping_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
 
 
 def rounding_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    r"""The part of the error caused by rounding to the nearest code.
+    r"""The part of the error caused by rounding to the nearest code (chapter 2).
 
     .. math::  e_{round} = \operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z)) - \hat{x}
 
@@ -342,7 +343,7 @@ def rounding_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
 
 
 def quantization_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    r"""Total error of the round trip.
+    r"""Total error of the round trip (chapter 2).
 
     .. math::  e = x - \hat{x} = e_{clip} + e_{round}
     """
@@ -352,7 +353,7 @@ def quantization_error(x, scale, zero_point, bits: int = 8, signed: bool = True)
 
 
 def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signed: bool = True):
-    r"""The same map written with the *inverse* scale, as many tutorials do.
+    r"""The same map written with the *inverse* scale, as many tutorials do (chapter 2).
 
     .. math::  q = \operatorname{clamp}\big(\operatorname{round}(s_f\,x) + Z,
                q_{min}, q_{max}\big), \qquad s_f = 1 / S
@@ -377,7 +378,7 @@ def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signe
 
 
 def dequantize_with_scale_factor(q, scale_factor, zero_point):
-    r"""Inverse of :func:`quantize_with_scale_factor` (float32).
+    r"""Inverse of :func:`quantize_with_scale_factor` (float32, chapter 2).
 
     .. math::  \hat{x} = (q - Z) / s_f
     """
@@ -396,7 +397,8 @@ def dequantize_with_scale_factor(q, scale_factor, zero_point):
 
 
 def zero_point_truncated(x_min, x_max, bits: int = 8, signed: bool = True):
-    r"""The zero point as some code computes it: truncated with ``int()`` instead of rounded.
+    r"""The zero point as some code computes it: truncated with ``int()`` instead of rounded
+    (chapter 2).
 
     .. math::  Z_{trunc} = \operatorname{trunc}\!\left(
                \frac{x_{max}\,q_{min} - x_{min}\,q_{max}}{x_{max} - x_{min}}\right)

@@ -88,7 +88,8 @@ _TINY = np.float32(1e-38)  # bitsandbytes clamps the absmax to this before takin
 # --------------------------------------------------------------------------------------------
 
 def normal_float_levels(offset: float = NF4_OFFSET) -> np.ndarray:
-    r"""The NF4 levels built from normal quantiles, QLoRA's construction (float32, sorted).
+    r"""The NF4 levels built from normal quantiles, QLoRA's construction (float32, sorted)
+    (chapter 10).
 
     .. math::  c^{+}_i = \Phi^{-1}(p_i),\; p_i = \delta + \tfrac{i}{8}(\tfrac12 - \delta)
                \;(i = 0..7), \qquad
@@ -110,7 +111,7 @@ def normal_float_levels(offset: float = NF4_OFFSET) -> np.ndarray:
 
 
 def nf4_midpoints() -> np.ndarray:
-    """The 15 decision boundaries between neighbouring NF4 levels, in float32.
+    """The 15 decision boundaries between neighbouring NF4 levels, in float32 (chapter 10).
 
     .. math::  m_k = (c_k + c_{k+1}) / 2
     """
@@ -118,7 +119,8 @@ def nf4_midpoints() -> np.ndarray:
 
 
 def nearest_level(u, levels=NF4):
-    r"""Index of the level nearest to each normalised value u, as bitsandbytes picks it.
+    r"""Index of the level nearest to each normalised value u, as bitsandbytes picks it
+    (chapter 10).
 
     .. math::  q = \#\{k : m_k < u\}, \qquad m_k = (c_k + c_{k+1})/2
 
@@ -154,7 +156,8 @@ def _torch_linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
 
 
 def dynamic_map(signed: bool = True, max_exponent_bits: int = 7, total_bits: int = 8) -> np.ndarray:
-    r"""bitsandbytes' dynamic 8-bit data type (``create_dynamic_map``), 256 sorted float32 values.
+    r"""bitsandbytes' dynamic 8-bit data type (``create_dynamic_map``), 256 sorted float32 values
+    (chapter 10).
 
     .. math::  v = \pm 10^{\,i - (E-1)} \cdot \frac{b_j + b_{j+1}}{2}, \quad
                b = \operatorname{linspace}(0.1, 1, 2^{i}+1),\; i = 0..E-1
@@ -192,7 +195,7 @@ _LUT_SIZE = 65536
 
 
 def dynamic_lut(code=None) -> np.ndarray:
-    r"""bitsandbytes' CPU lookup table from a normalised value's bin to its 8-bit code.
+    r"""bitsandbytes' CPU lookup table from a normalised value's bin to its 8-bit code (chapter 10).
 
     .. math::  v_i = -1 + \frac{2i}{65535}, \qquad
                \mathrm{lut}_i = \#\{k : (d_k + d_{k+1})/2 < v_i\} \quad (i = 0..65535)
@@ -215,7 +218,8 @@ def _lut_index(u: np.ndarray) -> np.ndarray:
 
 
 def quantize_absmax(absmax, offset=None, block_size: int = _ABSMAX_BLOCK):
-    r"""Double quantization: the float32 absmax values as 8-bit codes (bitsandbytes' way).
+    r"""Double quantization: the float32 absmax values as 8-bit codes (bitsandbytes' way)
+    (chapter 10).
 
     .. math::  \mu = \overline{a}, \quad s_j = \max_{i \in B_j} |a_i - \mu|, \quad
                k_i = \mathrm{lut}\big[\lfloor ((a_i - \mu)\,(1/s_j) + 1)/2 \cdot 65535
@@ -259,7 +263,7 @@ _LUT.flags.writeable = False
 
 
 def dequantize_absmax(codes, scales, offset, block_size: int = _ABSMAX_BLOCK) -> np.ndarray:
-    r"""The absmax values back from their 8-bit codes (float32).
+    r"""The absmax values back from their 8-bit codes (float32, chapter 10).
 
     .. math::  \hat{a}_i = d_{k_i} \cdot s_{j(i)} + \mu
     """
@@ -319,7 +323,7 @@ class NF4Encoded:
 
 def nf4_bits_per_weight(block_size: int = 64, double_quant: bool = False,
                         absmax_block: int = _ABSMAX_BLOCK) -> float:
-    r"""Storage of NF4 per weight, ignoring the single offset.
+    r"""Storage of NF4 per weight, ignoring the single offset (chapter 10).
 
     .. math::  b = 4 + \frac{32}{B} \quad\text{or, double-quantized,}\quad
                b = 4 + \frac{8}{B} + \frac{32}{B \cdot 256}
@@ -350,7 +354,8 @@ def _float_input(x, name: str = "x") -> np.ndarray:
 
 
 def encode_nf4(x, block_size: int = 64, double_quant: bool = False, offset=None) -> NF4Encoded:
-    r"""NF4 with an absmax scale per block, as bitsandbytes' ``quantize_4bit(quant_type="nf4")``.
+    r"""NF4 with an absmax scale per block, as bitsandbytes' ``quantize_4bit(quant_type="nf4")``
+    (chapter 10).
 
     .. math::  a_b = \max_{i \in b} |x_i|, \qquad
                q_i = \#\{k : m_k < \operatorname{clip}(x_i \cdot (1/a_b), -1, 1)\}
@@ -392,7 +397,7 @@ def encode_nf4(x, block_size: int = 64, double_quant: bool = False, offset=None)
 
 
 def decode_nf4(encoded: NF4Encoded):
-    r"""NF4 codes back to float32, as bitsandbytes' ``dequantize_4bit``.
+    r"""NF4 codes back to float32, as bitsandbytes' ``dequantize_4bit`` (chapter 10).
 
     .. math::  \hat{x}_i = c_{q_i} \cdot a_{b(i)}, \qquad
                a_b = d_{k_b} \cdot s_{j(b)} + \mu \text{ (double-quantized)}
@@ -444,7 +449,7 @@ def _raw_blocks(raw, block_bytes: int) -> np.ndarray:
 
 
 def decode_iq4_nl(raw):
-    r"""Decode GGUF IQ4_NL blocks: 18 bytes -> 32 float32 values.
+    r"""Decode GGUF IQ4_NL blocks: 18 bytes -> 32 float32 values (chapter 10).
 
     .. math::  \hat{x}_j = d \cdot v_{q_j}, \qquad q_j = \text{low nibble of byte } j,\;
                q_{j+16} = \text{high nibble of byte } j \quad (j = 0..15)
@@ -492,7 +497,8 @@ def _weighted_sums(blocks, w, q):
 
 
 def encode_iq4_nl(x, ntry: int = 7):
-    r"""Encode float values as GGUF IQ4_NL blocks, following llama.cpp's ``quantize_iq4_nl``.
+    r"""Encode float values as GGUF IQ4_NL blocks, following llama.cpp's ``quantize_iq4_nl``
+    (chapter 10).
 
     For each block of 32 with weights :math:`w_j = x_j^2` (no importance matrix):
 
@@ -555,7 +561,7 @@ def encode_iq4_nl(x, ntry: int = 7):
 # --------------------------------------------------------------------------------------------
 
 def codebook_quantize(x, codebook):
-    r"""Index of the nearest codeword for each value (ties to the lower codeword).
+    r"""Index of the nearest codeword for each value (ties to the lower codeword, chapter 10).
 
     .. math::  q_i = \arg\min_k |x_i - c_k|
     """
@@ -571,7 +577,7 @@ def codebook_quantize(x, codebook):
 
 
 def kmeans_codebook(x, k: int = 16, iters: int = 25, seed: int = 0):
-    r"""A k-level scalar codebook fitted by Lloyd's algorithm (float32, sorted).
+    r"""A k-level scalar codebook fitted by Lloyd's algorithm (float32, sorted, chapter 10).
 
     .. math::  q_i = \arg\min_k |x_i - c_k|, \qquad
                c_k \leftarrow \frac{1}{|\{i: q_i = k\}|} \sum_{q_i = k} x_i
@@ -604,7 +610,7 @@ def kmeans_codebook(x, k: int = 16, iters: int = 25, seed: int = 0):
 
 def codebook_bytes(n: int, k: int = 16, block_size: int | None = None, scale_bytes: int = 2,
                    codeword_bytes: int = 4) -> float:
-    r"""Bytes to store n values with a k-level codebook.
+    r"""Bytes to store n values with a k-level codebook (chapter 10).
 
     .. math::  \text{bytes} = \frac{n \lceil \log_2 k \rceil}{8} + k \cdot b_c
                + \frac{n}{B}\, b_s

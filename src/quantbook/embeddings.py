@@ -1,22 +1,24 @@
-"""Quantizing and dequantizing embeddings (chapter 6).
+r"""Quantizing and dequantizing embeddings (chapter 6).
 
 An embedding model gives each text a float32 vector; normalized sentence embeddings have every
 coordinate in [-1, 1]. Storing millions of them is the cost, so they are stored smaller:
 
-- float32: x, back as x
-- float8:  the nearest float8 e4m3fn number (saturated at ±448), back as that number
-- int8:    q = rint(127·x) in [-127, 127], back as q / 127
-- uint8:   q = rint(127.5·(x + 1)) in [0, 255], back as q / 127.5 − 1
-- ubinary: the sign bits [x > 0] packed 8 per byte (uint8), back as ±1 per bit
-- binary:  the same bytes minus 128 (int8), back as ±1 per bit
+- float32: :math:`x`, back as :math:`x`
+- float8: the nearest float8 e4m3fn number (saturated at ±448), back as that number
+- int8: :math:`q = \operatorname{round}(127 x) \in [-127, 127]`, back as :math:`q / 127`
+- uint8: :math:`q = \operatorname{round}(127.5 (x + 1)) \in [0, 255]`, back as
+  :math:`q / 127.5 - 1`
+- ubinary: the sign bits :math:`[x > 0]` packed 8 per byte (uint8), back as ±1 per bit
+- binary: the same bytes minus 128 (int8), back as ±1 per bit
 
 That list is the *fixed-range* scheme of hosted embedding APIs: the range [-1, 1] is known in
 advance, so no calibration is needed. With ``ranges`` (per-dimension minimum and maximum from
-calibration embeddings) int8/uint8 use the *calibrated* scheme of sentence-transformers instead.
+calibration embeddings) int8/uint8 use the *calibrated* scheme of sentence-transformers 6.2
+instead.
 
 Out-of-range values are clamped, never wrapped around: x beyond [-1, 1] (fixed range) or beyond
 ``ranges`` (calibrated) gets the end code, as hosted APIs and sentence-transformers 6.2 do; float8
-saturates at ±448 as torch does. NaN and infinities are errors.
+saturates at ±448 as torch 2.13 does. NaN and infinities are errors.
 """
 
 from __future__ import annotations
@@ -102,9 +104,11 @@ def _ranges_of(ranges) -> np.ndarray:
 
 
 def calibrated_steps(ranges) -> np.ndarray:
-    r"""Bucket width per dimension, step = (max − min) / 255 in float32; a zero width becomes 1.
+    r"""Bucket width per dimension of the calibrated scheme (chapter 6).
 
     .. math::  \Delta_j = \frac{\max_j - \min_j}{255}
+
+    Computed in float32, as sentence-transformers 6.2 does; a zero width becomes 1.
     """
     return like(_calibrated_steps(_ranges_of(ranges)), ranges)
 
@@ -115,9 +119,16 @@ def _calibrated_steps(ranges: np.ndarray) -> np.ndarray:
 
 
 def quantize_int8_fixed(x) -> np.ndarray:
-    r"""q = rint(127 · clip(x, −1, 1)), an int8 in [−127, 127] (values beyond ±1 are clamped).
+    r"""Fixed-range int8 codes in [−127, 127] (chapter 6).
 
     .. math::  q = \operatorname{round}(127 \cdot \operatorname{clip}(x, -1, 1))
+
+    Round half to even; values beyond ±1 are clamped.
+
+    Examples
+    --------
+    >>> quantize_int8_fixed([-1.0, 0.5, 2.0]).tolist()
+    [-127, 64, 127]
     """
     return like(_quantize_int8_fixed(_float_input(x)), x)
 
@@ -128,9 +139,11 @@ def _quantize_int8_fixed(x: np.ndarray) -> np.ndarray:
 
 
 def quantize_uint8_fixed(x) -> np.ndarray:
-    r"""q = rint(127.5 · (clip(x, −1, 1) + 1)), a uint8 in [0, 255] (beyond ±1 clamped).
+    r"""Fixed-range uint8 codes in [0, 255] (chapter 6).
 
     .. math::  q = \operatorname{round}(127.5 \cdot (\operatorname{clip}(x, -1, 1) + 1))
+
+    Round half to even; values beyond ±1 are clamped.
     """
     return like(_quantize_uint8_fixed(_float_input(x)), x)
 
@@ -141,15 +154,16 @@ def _quantize_uint8_fixed(x: np.ndarray) -> np.ndarray:
 
 
 def bucket_calibrated(x, ranges) -> np.ndarray:
-    r"""b = clip(floor((x − min) / step), 0, 255) with step = (max − min) / 255: an int in [0, 255].
-
-    This is sentence-transformers' formula: ``floor`` (not rounding), so bucket b holds
-    [min + b·step, min + (b+1)·step) and only x = max itself reaches 255 (or, when the float32
-    quotient (max − min) / step rounds to 254.99998, not even that: it lands in 254). Values
-    outside the range are clamped to bucket 0 or 255.
+    r"""The calibrated bucket of each value, an integer in [0, 255] (chapter 6).
 
     .. math::  b = \operatorname{clip}\left(\left\lfloor \frac{x - \min}{\Delta}
-               \right\rfloor, 0, 255\right)
+               \right\rfloor, 0, 255\right), \qquad \Delta = \frac{\max - \min}{255}
+
+    This is sentence-transformers 6.2's formula: ``floor`` (not rounding), so bucket :math:`b`
+    holds :math:`[\min + b\Delta, \min + (b+1)\Delta)` and only :math:`x = \max` itself
+    reaches 255 (or, when the float32 quotient :math:`(\max - \min) / \Delta` rounds to
+    254.99998, not even that: it lands in 254). Values outside the range are clamped to bucket
+    0 or 255.
     """
     a = _float_input(x)
     if a.ndim == 0:
@@ -163,9 +177,11 @@ def _bucket_calibrated(x: np.ndarray, ranges: np.ndarray) -> np.ndarray:
 
 
 def sign_bits(x) -> np.ndarray:
-    """b_i = 1 where x_i > 0, else 0 (zero counts as negative, as in sentence-transformers).
+    r"""The sign bit of each value (chapter 6).
 
     .. math::  b_i = [x_i > 0]
+
+    Zero counts as negative, as in sentence-transformers 6.2.
     """
     return like(_float_input(x) > 0, x)
 
@@ -173,7 +189,8 @@ def sign_bits(x) -> np.ndarray:
 def pack_sign_bits(x) -> np.ndarray:
     """Sign bits packed 8 per byte along the last axis, first value in the most significant bit.
 
-    A length that is not a multiple of 8 is padded with 0 bits: ceil(dim / 8) bytes per vector.
+    A length that is not a multiple of 8 is padded with 0 bits: ``ceil(dim / 8)`` bytes per
+    vector.
     """
     a = _float_input(x)
     if a.ndim == 0:
@@ -186,7 +203,7 @@ def _pack_sign_bits(x: np.ndarray) -> np.ndarray:
 
 
 def quantize_embeddings(x, precision: str, ranges=None):
-    """Quantize embeddings ``x`` (shape (..., dim)) to ``precision``.
+    r"""Quantize embeddings ``x`` (shape (..., dim)) to ``precision`` (chapter 6).
 
     Parameters
     ----------
@@ -204,16 +221,21 @@ def quantize_embeddings(x, precision: str, ranges=None):
     -----
     Without ``ranges`` (fixed range [−1, 1], as hosted embedding APIs):
 
-    - int8:  q = rint(127·x), q in [−127, 127]
-    - uint8: q = rint(127.5·(x + 1)), q in [0, 255]
+    .. math::
 
-    With ``ranges`` (calibrated, equal bit for bit to sentence-transformers'
+       q_{\text{int8}} = \operatorname{round}(127\,x) \in [-127, 127], \qquad
+       q_{\text{uint8}} = \operatorname{round}(127.5\,(x + 1)) \in [0, 255]
+
+    With ``ranges`` (calibrated, equal bit for bit to sentence-transformers 6.2's
     ``quantize_embeddings(x, precision, ranges=ranges)``):
 
-    - b = clip(floor((x − min) / step), 0, 255), step = (max − min) / 255
-    - uint8: q = b; int8: q = b − 128
+    .. math::
 
-    binary/ubinary: bit i is 1 where x_i > 0, packed most significant bit first;
+       b = \operatorname{clip}\left(\left\lfloor \frac{x - \min}{\Delta} \right\rfloor,
+       0, 255\right), \quad \Delta = \frac{\max - \min}{255}, \qquad
+       q_{\text{uint8}} = b, \quad q_{\text{int8}} = b - 128
+
+    binary/ubinary: bit :math:`i` is :math:`[x_i > 0]`, packed most significant bit first;
     ubinary is the byte, binary = ubinary − 128 stored as int8 (the same bits with the top
     one flipped). float8: the nearest float8 e4m3fn (round half to even).
 
@@ -305,10 +327,10 @@ def _check_dim_matches(dim, length: int, precision: str) -> None:
 def unpack_sign_bits(packed, dim: int | None = None) -> np.ndarray:
     r"""±1.0 float32 per bit of ``packed`` (uint8, most significant bit first), trimmed to ``dim``.
 
-    x̂_i = 2·b_i − 1, computed in float32. (Computed in uint8 instead, 0·2 − 1 wraps to 255:
-    the bug behind the 255s of the seed notebook.)
-
     .. math::  \hat{x}_i = 2 b_i - 1
+
+    computed in float32 (chapter 6). Computed in uint8 instead, 0·2 − 1 wraps to 255: the bug
+    behind the 255s of one of the book's starting notebooks (seed 000, see chapter 6).
     """
     p = as_real_array(packed, "packed")
     if p.dtype != np.uint8:
@@ -337,16 +359,22 @@ def _unpack_sign_bits(packed: np.ndarray, dim: int | None = None) -> np.ndarray:
 
 
 def dequantize_embeddings(q, precision: str, dim: int | None = None, ranges=None):
-    """Turn codes ``q`` back into float32 embeddings: the inverse of :func:`quantize_embeddings`.
+    r"""Turn codes ``q`` back into float32 embeddings: the inverse of :func:`quantize_embeddings`.
 
-    - float32: x̂ = q;  float8: x̂ = the float8 value as float32
-    - int8:  x̂ = q / 127;  uint8: x̂ = q / 127.5 − 1        (fixed range [−1, 1])
-    - with ``ranges``: x̂ = min + (b + ½)·step, b = q (uint8) or q + 128 (int8): the centre of
-      the bucket, so ``|x − x̂| ≤ step/2`` inside the range (sentence-transformers' own rescoring
-      uses the bucket's lower edge, min + b·step, which can be a whole step off)
-    - binary/ubinary: x̂_i = +1.0 where bit i is set, −1.0 where not, the first ``dim`` bits of
-      each row (``dim`` defaults to all 8·bytes bits; pass the original dimension when it was not
-      a multiple of 8)
+    .. math::
+
+       \hat{x}_{\text{int8}} = q / 127, \qquad
+       \hat{x}_{\text{uint8}} = q / 127.5 - 1, \qquad
+       \hat{x}_{\text{calibrated}} = \min + (b + \tfrac12)\,\Delta, \qquad
+       \hat{x}_{\text{binary}, i} = 2 b_i - 1
+
+    (chapter 6). float32 comes back as it is and float8 as its value in float32; int8 and uint8
+    use the fixed range [−1, 1]; with ``ranges``, :math:`b = q` (uint8) or :math:`q + 128`
+    (int8) and :math:`\hat{x}` is the centre of the bucket, so ``|x − x̂| ≤ step/2`` inside the
+    range (sentence-transformers 6.2's own rescoring uses the bucket's lower edge,
+    :math:`\min + b\,\Delta`, which can be a whole step off); binary/ubinary give +1.0 where
+    bit :math:`i` is set and −1.0 where not, the first ``dim`` bits of each row (``dim``
+    defaults to all 8·bytes bits; pass the original dimension when it was not a multiple of 8).
 
     ``dim`` is needed only for binary/ubinary; for the others it must be None or the last axis.
     The kind of ``q`` comes back (a torch tensor for a torch tensor).
@@ -415,7 +443,7 @@ def popcount_table(a) -> np.ndarray:
 
 
 def popcount(a) -> np.ndarray:
-    r"""Number of 1 bits in each element of an integer array.
+    r"""Number of 1 bits in each element of an integer array (chapter 6).
 
     .. math::  \operatorname{popcount}(a) = \sum_j \text{bit}_j(a)
 
@@ -478,7 +506,9 @@ def _as_words(packed: np.ndarray) -> np.ndarray:
 
 
 def hamming_distance(a, b):
-    """Hamming distance between packed sign-bit codes: d(a, b) = popcount(a XOR b).
+    r"""Hamming distance between packed sign-bit codes (chapter 6).
+
+    .. math::  d(a, b) = \operatorname{popcount}(a \oplus b)
 
     Parameters
     ----------

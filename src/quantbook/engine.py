@@ -165,9 +165,10 @@ def _positive_int(value, name: str, low: int = 1) -> int:
 
 
 def time_call(fn, repeats: int = 7, warmup: int = 2) -> Timing:
-    """Time ``fn()``: ``warmup`` untimed calls, then the median of ``repeats`` timed calls.
+    r"""Time ``fn()``: ``warmup`` untimed calls, then the median of ``repeats`` timed calls
+    (chapter 14).
 
-    .. math::  t = \\operatorname{median}(t_1, \\dots, t_r)
+    .. math::  t = \operatorname{median}(t_1, \dots, t_r)
 
     ``time.perf_counter`` around each call. The median, not the mean: on a shared machine one
     run may be stalled by another process, and the median ignores it. Nothing is asserted about
@@ -188,9 +189,9 @@ def time_call(fn, repeats: int = 7, warmup: int = 2) -> Timing:
 
 
 def time_interleaved(fns: dict, repeats: int = 7, warmup: int = 1) -> dict:
-    """Time several calls in turns (A, B, C, A, B, C, ...): name -> :class:`Timing`.
+    r"""Time several calls in turns (A, B, C, A, B, C, ...): name -> :class:`Timing` (chapter 14).
 
-    .. math::  t_f = \\operatorname{median}(t_{f,1}, \\dots, t_{f,r})
+    .. math::  t_f = \operatorname{median}(t_{f,1}, \dots, t_{f,r})
 
     Each function gets ``warmup`` untimed calls, then the rounds run every function once, in
     order. A burst of load from another process then hits every contender alike, so the
@@ -213,9 +214,9 @@ def time_interleaved(fns: dict, repeats: int = 7, warmup: int = 1) -> dict:
 
 
 def copy_bandwidth(nbytes: int = 1 << 27, repeats: int = 5) -> float:
-    """Memory bandwidth in bytes per second, measured with one large ``np.copyto``.
+    r"""Memory bandwidth in bytes per second, measured with one large ``np.copyto`` (chapter 14).
 
-    .. math::  B = \\frac{2 \\cdot \\text{nbytes}}{t_{copy}}
+    .. math::  B = \frac{2 \cdot \text{nbytes}}{t_{copy}}
 
     A copy reads ``nbytes`` and writes ``nbytes``, so it moves twice that. The arrays (128 MB
     each by default) are far larger than any CPU cache: this is the DRAM bandwidth one thread
@@ -230,9 +231,10 @@ def copy_bandwidth(nbytes: int = 1 << 27, repeats: int = 5) -> float:
 
 def matmul_throughput(precision: str = "float32", size: int = 1024, repeats: int = 5,
                       threads: int | None = None) -> float:
-    """Arithmetic throughput of ONNX Runtime's matrix product, in operations per second.
+    r"""Arithmetic throughput of ONNX Runtime's matrix product, in operations per second
+    (chapter 14).
 
-    .. math::  P = \\frac{2 n^3}{t}
+    .. math::  P = \frac{2 n^3}{t}
 
     One multiply and one add per term of an (n x n) by (n x n) product. ``"float32"`` times a
     ``MatMul``; ``"int8"`` times a ``MatMulInteger`` of uint8 activations and int8 weights (the
@@ -266,9 +268,10 @@ def matmul_throughput(precision: str = "float32", size: int = 1024, repeats: int
 
 
 def arithmetic_intensity(batch, k, n, weight_bytes_per_value=4.0, activation_bytes=4):
-    """Operations per byte of a linear layer: a (batch x k) input times a (k x n) weight.
+    r"""Operations per byte of a linear layer: a (batch x k) input times a (k x n) weight
+    (chapter 14).
 
-    .. math::  I = \\frac{2\\,b\\,k\\,n}{w\\,k\\,n + a\\,(b\\,k + b\\,n)}
+    .. math::  I = \frac{2\,b\,k\,n}{w\,k\,n + a\,(b\,k + b\,n)}
 
     ``w`` bytes per weight (4 for float32, 1 for int8, about 0.5 for int4 plus its scales),
     ``a`` bytes per activation value read and written. At batch 1 (a matrix-vector product) it
@@ -283,9 +286,10 @@ def arithmetic_intensity(batch, k, n, weight_bytes_per_value=4.0, activation_byt
 
 
 def roofline_time(ops, nbytes, peak_ops, bandwidth):
-    """The roofline's time for a kernel: limited by arithmetic or by memory, whichever is slower.
+    r"""The roofline's time for a kernel: limited by arithmetic or by memory, whichever is slower
+    (chapter 14).
 
-    .. math::  t = \\max\\!\\left(\\frac{\\text{ops}}{P}, \\frac{\\text{bytes}}{B}\\right)
+    .. math::  t = \max\!\left(\frac{\text{ops}}{P}, \frac{\text{bytes}}{B}\right)
 
     :math:`P` operations per second (:func:`matmul_throughput`), :math:`B` bytes per second
     (:func:`copy_bandwidth`). A lower bound: a real kernel also pays for launching, threads and
@@ -311,10 +315,11 @@ def _check_bits(bits) -> int:
 
 
 def matmulnbits_shapes(k: int, n: int, block_size: int, bits: int = 4) -> dict:
-    """The shapes of ``MatMulNBits``' inputs for a (K, N) weight (ORT's contrib op spec).
+    r"""The shapes of ``MatMulNBits``' inputs for a (K, N) weight (ORT's contrib op spec)
+    (chapter 14).
 
-    .. math::  n_{blocks} = \\lceil K / \\text{block} \\rceil, \\quad
-               \\text{blob} = \\text{block} \\cdot b / 8
+    .. math::  n_{blocks} = \lceil K / \text{block} \rceil, \quad
+               \text{blob} = \text{block} \cdot b / 8
 
     ``B``: uint8 (N, n_blocks, blob); ``scales``: N * n_blocks values (one per block of K
     consecutive weights of one output column); ``zero_points`` (optional): uint8,
@@ -349,9 +354,9 @@ def _unpack_low_first(packed: np.ndarray, count: int, bits: int) -> np.ndarray:
 
 def decode_matmulnbits(packed, scales, zero_points, k: int, n: int, block_size: int,
                        bits: int = 4) -> np.ndarray:
-    """The float32 (K, N) weight that ``com.microsoft.MatMulNBits`` multiplies by.
+    r"""The float32 (K, N) weight that ``com.microsoft.MatMulNBits`` multiplies by (chapter 14).
 
-    .. math::  W_{kn} = S_{n,b}\\,(q_{nk} - Z_{n,b}), \\quad b = \\lfloor k/g \\rfloor
+    .. math::  W_{kn} = S_{n,b}\,(q_{nk} - Z_{n,b}), \quad b = \lfloor k/g \rfloor
 
     with :math:`g` the block size. ORT's layout (contrib op spec): ``packed`` is uint8
     (N, n_blocks, blob): output column n, its K weights in blocks of ``block_size``, each block
@@ -414,14 +419,14 @@ def _roundf(t: np.ndarray) -> np.ndarray:
 
 
 def quantize_matmulnbits(w, block_size: int = 32, bits: int = 4, symmetric: bool = False):
-    """Block quantization of a (K, N) weight into ``MatMulNBits``' bytes, the book's way.
+    r"""Block quantization of a (K, N) weight into ``MatMulNBits``' bytes, the book's way.
 
     Groups (chapter 4): each output column's K weights in blocks of ``block_size``. Affine
     (``symmetric=False``, ORT's default), with the range widened to contain 0 (chapter 2):
 
-    .. math::  S = \\frac{\\max(x_{max}, 0) - \\min(x_{min}, 0)}{2^b - 1}, \\quad
-               Z = \\operatorname{clamp}(\\operatorname{round}(-\\min(x_{min},0) / S), 0, 2^b-1),
-               \\quad q = \\operatorname{clamp}(\\operatorname{round}(x \\cdot (1/S) + Z), 0, 2^b-1)
+    .. math::  S = \frac{\max(x_{max}, 0) - \min(x_{min}, 0)}{2^b - 1}, \quad
+               Z = \operatorname{clamp}(\operatorname{round}(-\min(x_{min},0) / S), 0, 2^b-1),
+               \quad q = \operatorname{clamp}(\operatorname{round}(x \cdot (1/S) + Z), 0, 2^b-1)
 
     Symmetric: :math:`S = m / (-2^{b-1})` with :math:`m` the block's value of largest
     magnitude, sign kept (so S is negative when that value is positive), and :math:`Z = 2^{b-1}`.
@@ -535,10 +540,10 @@ def _as_model(graph):
 
 
 def linear_model(w, bias=None, copies: int = 1):
-    """An ONNX model of one linear layer, ``y = x @ W (+ b)``, W a (K, N) float32 initializer.
+    r"""An ONNX model of one linear layer, ``y = x @ W (+ b)``, W a (K, N) float32 initializer.
 
     The input ``x`` is (batch, K) with a free batch size. (A torch ``nn.Linear`` stores
-    :math:`W^\\top`: pass ``linear.weight.T``.) With ``copies`` > 1 the model holds that many
+    :math:`W^\top`: pass ``linear.weight.T``.) With ``copies`` > 1 the model holds that many
     different weights of the same shape (``W`` with its columns rolled by 0, 1, 2, ... places) and
     applies each to ``x``, outputs ``y0, y1, ...``: their bytes together exceed the CPU caches,
     so a run reads its weights from memory, as a large model does.

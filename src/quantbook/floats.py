@@ -1,15 +1,20 @@
-"""Number formats as bits: floats, small integers and 1-bit signs (chapter 1).
+r"""Number formats as bits: floats, small integers and 1-bit signs (chapter 1).
 
-A binary floating-point number with e exponent bits and m mantissa bits is stored as a sign bit
-s, a biased exponent E and a mantissa M and means
+A binary floating-point number with :math:`e` exponent bits and :math:`m` mantissa bits is
+stored as a sign bit :math:`s`, a biased exponent :math:`E` and a mantissa :math:`M` and means
 
-    x = (-1)^s · 2^(E - bias) · (1 + M / 2^m)      (normal numbers, E >= 1)
-    x = (-1)^s · 2^(1 - bias) · (M / 2^m)          (subnormal numbers, E = 0)
+.. math::
 
-with bias = 2^(e-1) - 1. ``FORMATS`` lists the formats the book compares. The float formats are
-NumPy's and ml_dtypes' (``bfloat16``, ``float8_e4m3fn``, ``float8_e5m2``); the numbers in
+   x = \begin{cases}
+       (-1)^s \, 2^{E - \text{bias}} \, (1 + M / 2^m) & E \ge 1 \text{ (normal)} \\
+       (-1)^s \, 2^{1 - \text{bias}} \, (M / 2^m) & E = 0 \text{ (subnormal)}
+       \end{cases}
+   \qquad \text{bias} = 2^{e-1} - 1.
+
+``FORMATS`` lists the formats the book compares. The float formats are NumPy's and
+ml_dtypes 0.6's (``bfloat16``, ``float8_e4m3fn``, ``float8_e5m2``); the numbers in
 :func:`format_info` come from the formulas above, and the tests check them against
-``ml_dtypes.finfo`` and ``torch.finfo``.
+``ml_dtypes.finfo`` (ml_dtypes 0.6) and ``torch.finfo`` (torch 2.13).
 
 The 1-bit format keeps only a sign: +1 or -1 (x > 0 gives +1, as binary embeddings do; its
 sign bit is 1 for -1, the opposite of the stored bit of a binary embedding code).
@@ -70,20 +75,38 @@ def format_name(name: str) -> str:
 
 
 def exponent_bias(exponent_bits: int) -> int:
-    """bias = 2^(e-1) - 1: the stored exponent that means 2^0.
+    r"""The exponent bias: the stored exponent that means :math:`2^0` (chapter 1).
 
-    ``exponent_bits`` is an integer from 1 to 11 (float64 has 11).
+    .. math::  \text{bias} = 2^{e-1} - 1
+
+    ``exponent_bits`` (:math:`e`) is an integer from 1 to 11 (float64 has 11).
+
+    Examples
+    --------
+    >>> exponent_bias(8), exponent_bias(5), exponent_bias(4)
+    (127, 15, 7)
     """
     exponent_bits = check_integer(exponent_bits, "exponent_bits", 1, 11)
     return 2 ** (exponent_bits - 1) - 1
 
 
 def largest_finite(exponent_bits: int, mantissa_bits: int, has_inf: bool = True) -> float:
-    """The largest finite value.
+    r"""The largest finite value of a float format (chapter 1).
 
-    IEEE style (all-ones exponent reserved for inf/NaN): (2 - 2^-m) · 2^(2^e - 2 - bias).
-    "fn" style (no inf; only all-ones exponent *and* mantissa is NaN, as float8_e4m3fn):
-    (2 - 2^-(m-1)) · 2^(2^e - 1 - bias).
+    IEEE style (``has_inf``: the all-ones exponent is reserved for inf and NaN) and "fn" style
+    (no inf; only the all-ones exponent *and* mantissa is NaN, as in float8_e4m3fn):
+
+    .. math::
+
+       x_{max} = \begin{cases}
+           (2 - 2^{-m}) \, 2^{\,2^e - 2 - \text{bias}} & \text{IEEE} \\
+           (2 - 2^{-(m-1)}) \, 2^{\,2^e - 1 - \text{bias}} & \text{fn}
+           \end{cases}
+
+    Examples
+    --------
+    >>> largest_finite(5, 10), largest_finite(4, 3, has_inf=False), largest_finite(5, 2)
+    (65504.0, 448.0, 57344.0)
     """
     bias = exponent_bias(exponent_bits)
     has_inf = check_flag(has_inf, "has_inf")
@@ -100,12 +123,23 @@ def largest_finite(exponent_bits: int, mantissa_bits: int, has_inf: bool = True)
 
 
 def format_info(name: str) -> dict:
-    """Bits and limits of a format.
+    r"""Bits and limits of a format (chapter 1).
 
-    Returns a dict with ``name``, ``kind`` ("float", "integer" or "sign"), ``bits``,
-    ``sign_bits``, ``exponent_bits``, ``mantissa_bits``, ``bias`` (floats), ``max``, ``min``,
-    ``smallest_normal`` = 2^(1 - bias), ``smallest_subnormal`` = 2^(1 - bias - m), ``eps`` =
-    2^-m (the gap above 1), ``has_inf`` and ``has_nan``. Integers have a step of 1 everywhere,
+    .. math::
+
+       x_{\text{normal}} = 2^{1 - \text{bias}}, \qquad
+       x_{\text{subnormal}} = 2^{1 - \text{bias} - m}, \qquad
+       \varepsilon = 2^{-m}
+
+    Returns
+    -------
+    dict
+        ``name``, ``kind`` ("float", "integer" or "sign"), ``bits``, ``sign_bits``,
+        ``exponent_bits``, ``mantissa_bits``, ``bias`` (floats), ``max``, ``min``,
+        ``smallest_normal``, ``smallest_subnormal``, ``eps`` (the gap above 1), ``has_inf``
+        and ``has_nan``.
+
+    Integers have a step of 1 everywhere, Integers have a step of 1 everywhere,
     so their smallest normal, smallest subnormal and eps are all 1; the 1-bit format has the
     values ±1, and its eps is the gap 2 between them.
     """
@@ -138,7 +172,7 @@ def format_info(name: str) -> dict:
 def to_format(values, name: str):
     """Round ``values`` to the nearest value of the format, returned as float64 numbers.
 
-    Floats round to nearest, ties to even (a cast with ml_dtypes/NumPy; overflow gives inf,
+    Floats round to nearest, ties to even (a cast with ml_dtypes 0.6 / NumPy; overflow gives inf,
     or NaN for float8_e4m3fn, which has no inf); NaN stays NaN. Integers round half to even and
     must fit; the 1-bit format gives +1 where x > 0 and -1 elsewhere (NaN has no sign to keep:
     an error). ``values`` must be real: complex numbers are a ``TypeError``.
@@ -168,9 +202,15 @@ def bit_fields(value, name: str) -> tuple[str, str, str]:
     """The stored bits of one value, as strings: (sign, exponent, mantissa).
 
     The value is first rounded to the format (see :func:`to_format`). Integers are two's
-    complement: the top bit is the sign bit (worth -2^(bits-1)) and the rest go in the third
-    string; their exponent string is empty. Example: ``bit_fields(1.0, "float16")`` gives
-    ("0", "01111", "0000000000").
+    complement: the top bit is the sign bit (worth :math:`-2^{b-1}`) and the rest go in the
+    third string; their exponent string is empty.
+
+    Examples
+    --------
+    >>> bit_fields(1.0, "float16")
+    ('0', '01111', '0000000000')
+    >>> bit_fields(-1, "int4")
+    ('1', '', '111')
     """
     name = format_name(name)
     kind, e, m, _ = _SPECS[name]
@@ -193,7 +233,17 @@ def bit_fields(value, name: str) -> tuple[str, str, str]:
 
 
 def value_from_fields(sign: str, exponent: str, mantissa: str, name: str) -> float:
-    """Decode bit strings: (-1)^s · 2^(E - bias) · (1 + M/2^m), or 2^(1 - bias) · M/2^m if E = 0.
+    r"""Decode bit strings to the value they store (chapter 1).
+
+    .. math::
+
+       x = (-1)^s \, 2^{E - \text{bias}} \, (1 + M / 2^m) \quad (E \ge 1), \qquad
+       x = (-1)^s \, 2^{1 - \text{bias}} \, (M / 2^m) \quad (E = 0)
+
+    Examples
+    --------
+    >>> value_from_fields("1", "10000", "1000000000", "float16")
+    -3.0
 
     Reads the bits with the format's own decoder (inf and NaN patterns included), so the
     formula in this docstring can be checked against it.
@@ -219,7 +269,7 @@ def value_from_fields(sign: str, exponent: str, mantissa: str, name: str) -> flo
 def representable_values(name: str) -> np.ndarray:
     """Every finite value of a format of at most 16 bits, sorted, as float64 (one zero).
 
-    Made by reading all 2^bits bit patterns, so it is the format's own list, not a formula.
+    Made by reading all ``2**bits`` bit patterns, so it is the format's own list, not a formula.
     """
     name = format_name(name)
     kind = _SPECS[name][0]
@@ -240,10 +290,13 @@ def representable_values(name: str) -> np.ndarray:
 
 
 def spacing(values, name: str):
-    """Gap between each value (rounded to the format) and the next larger-magnitude value.
+    r"""Gap between each value (rounded to the format) and the next larger-magnitude value.
 
-    For floats it is one unit in the last place: 2^(max(floor(log2|x|), 1 - bias) - m), so the
-    gap doubles at every power of two and is constant (the smallest subnormal) below the
+    For floats it is one unit in the last place (chapter 1):
+
+    .. math::  \operatorname{ulp}(x) = 2^{\max(\lfloor \log_2 |x| \rfloor,\ 1 - \text{bias}) - m}
+
+    so the gap doubles at every power of two and is constant (the smallest subnormal) below the
     smallest normal. At the largest finite value it gives the gap of that binade. Integers
     have spacing 1 and the 1-bit format spacing 2. Returns float64 numbers.
     """
@@ -264,9 +317,16 @@ def spacing(values, name: str):
 
 
 def model_memory_bytes(n_params, name: str) -> int:
-    """Bytes to store ``n_params`` numbers in a format: ceil(n_params · bits / 8).
+    r"""Bytes to store ``n_params`` numbers in a format (chapter 1).
+
+    .. math::  \text{bytes} = \lceil n \cdot b / 8 \rceil
 
     Only the numbers: scales, zero-points and other metadata are extra (see chapter 4).
+
+    Examples
+    --------
+    >>> model_memory_bytes(22_700_000, "float32"), model_memory_bytes(3, "int4")
+    (90800000, 2)
     """
     bits = format_info(name)["bits"]
     number = (int, float, np.integer, np.floating)

@@ -1,4 +1,4 @@
-"""GGUF block formats, byte for byte: one table of records (chapters 5, 8, 9).
+r"""GGUF block formats, byte for byte: one table of records (chapters 5, 8, 9).
 
 Every format cuts the last axis into blocks and stores each block in a fixed number of bytes;
 ``FORMATS`` holds one :class:`BlockFormat` per format (name, values per block, bytes per
@@ -16,13 +16,15 @@ MXFP4 and NVFP4 live in :mod:`quantbook.microscaling`, Q4_K and Q6_K in
 :mod:`quantbook.kquants`, IQ4_NL (a codebook, chapter 10) in :mod:`quantbook.codebooks`; their
 functions are re-exported here. :func:`register` adds a format to the table.
 
-Q8_0 and Q4_0 follow ggml's reference code (and the ``gguf`` Python package) exactly, including
+Q8_0 and Q4_0 follow ggml's reference code (llama.cpp's ``ggml-quants.c``) and the ``gguf``
+Python package (gguf 0.19) exactly, including
 two choices that differ from the rest of this book:
 
-* the scale is used as its float32 reciprocal, q = round(x · (1/d)), not x / d;
+* the scale is used as its float32 reciprocal, :math:`q = \operatorname{round}(x \cdot (1/d))`,
+  not :math:`x / d`;
 * the rounding is not round-half-to-even: Q8_0 rounds half away from zero
-  (:func:`round_half_away_from_zero`), Q4_0 rounds half up with trunc(x/d + 8.5)
-  (:func:`round_half_up_offset`).
+  (:func:`round_half_away_from_zero`), Q4_0 rounds half up with
+  :math:`\operatorname{trunc}(x/d + 8.5)` (:func:`round_half_up_offset`).
 
 One departure: where a block's scale does not fit in float16 (Q8_0: ``max|x|`` above about
 8.3 million; Q4_0: above about 524,000), ggml and gguf store inf and the block decodes to inf
@@ -50,11 +52,12 @@ Q4_0_BLOCK_BYTES = 2 + BLOCK_SIZE // 2
 
 
 def round_half_away_from_zero(v: np.ndarray) -> np.ndarray:
-    """Round to nearest, ties away from zero (C's ``roundf``): 2.5 -> 3, -2.5 -> -3.
+    r"""Round to nearest, ties away from zero (C's ``roundf``), as Q8_0 does (chapter 5).
 
-    ``round(v) = sign(v) · (floor|v| + [|v| - floor|v| >= 1/2])``. The fraction
-    ``|v| - floor|v|`` is
-    exact in floating point, so values just below a half (0.49999997) stay below it, which
+    .. math::  \operatorname{round}(v) = \operatorname{sign}(v)\,\big(\lfloor |v| \rfloor
+               + [\, |v| - \lfloor |v| \rfloor \ge 1/2 \,]\big)
+
+    The fraction ``|v| - floor|v|`` is exact in floating point, so values just below a half (0.49999997) stay below it, which
     ``floor(|v| + 0.5)`` would get wrong.
     """
     a = np.abs(v)
@@ -63,19 +66,25 @@ def round_half_away_from_zero(v: np.ndarray) -> np.ndarray:
 
 
 def round_half_up_offset(v: np.ndarray, offset: float = 8.0) -> np.ndarray:
-    """Q4_0's rounding and shift in one step: trunc(v + offset + 0.5), in float32.
+    r"""Q4_0's rounding and shift in one step, in float32 (chapter 5).
 
-    For v + offset >= 0 this is round-half-up of v, moved into the unsigned range [0, 15] of a
+    .. math::  n = \operatorname{trunc}(v + \text{offset} + 0.5)
+
+    For :math:`v + \text{offset} \ge 0` this is round-half-up of v, moved into the unsigned range [0, 15] of a
     nibble (offset 8). ggml writes it as ``(int8_t)(x*id + 8.5f)``.
     """
     return np.trunc(v + np.float32(offset + 0.5))
 
 
 def encode_q8_0(x):
-    """Encode float values as Q8_0 blocks: raw bytes, 34 per block of 32.
+    r"""Encode float values as Q8_0 blocks: raw bytes, 34 per block of 32 (chapter 5).
 
-    d = max|x_block| / 127 (float32, stored as float16);
-    q = round_half_away_from_zero(x · (1/d)), int8 in [-127, 127]; an all-zero block has d = 0.
+    .. math::  d = \max_{i \in \text{block}} |x_i| / 127, \qquad
+               q_i = \operatorname{round}_{\text{away}}\big(x_i \cdot (1/d)\big)
+               \in [-127, 127]
+
+    :math:`d` is computed in float32 and stored as float16; :math:`\operatorname{round}_{\text{away}}`
+    is :func:`round_half_away_from_zero`; an all-zero block has :math:`d = 0`.
 
     Parameters
     ----------
@@ -97,7 +106,12 @@ def _encode_q8_0_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_q8_0(raw):
-    """Decode Q8_0 bytes: x = d · q, with d the block's float16 scale. Returns float32."""
+    r"""Decode Q8_0 bytes to float32 (chapter 5).
+
+    .. math::  \hat{x}_i = d \cdot q_i
+
+    with :math:`d` the block's float16 scale.
+    """
     blocks = raw_blocks(raw, Q8_0_BLOCK_BYTES)
     d = read_float16(blocks[..., :2])
     q = blocks[..., 2:].copy().view(np.int8)
@@ -105,12 +119,15 @@ def decode_q8_0(raw):
 
 
 def encode_q4_0(x):
-    """Encode float values as Q4_0 blocks: raw bytes, 18 per block of 32.
+    r"""Encode float values as Q4_0 blocks: raw bytes, 18 per block of 32 (chapter 5).
 
-    m = the block's value of largest magnitude, sign kept (the first one on a tie);
-    d = m / -8, so m itself lands on q = -8 exactly and the other side reaches +7 at most;
-    q = clip(trunc(x · (1/d) + 8.5), 0, 15), an unsigned nibble storing (value + 8);
-    the nibbles are packed in llama.cpp's split-halves order (``order="gguf"``).
+    .. math::  d = m / (-8), \qquad
+               n_i = \operatorname{clip}\big(\operatorname{trunc}(x_i \cdot (1/d) + 8.5),
+               0, 15\big)
+
+    :math:`m` is the block's value of largest magnitude, sign kept (the first one on a tie), so
+    :math:`m` itself lands on :math:`q = -8` exactly and the other side reaches +7 at most;
+    :math:`n_i` is an unsigned nibble storing :math:`q_i + 8`; the nibbles are packed in llama.cpp's split-halves order (``order="gguf"``).
 
     Returns
     -------
@@ -130,7 +147,12 @@ def _encode_q4_0_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_q4_0(raw):
-    """Decode Q4_0 bytes: x = d · (nibble - 8), with d the block's float16 scale. float32."""
+    r"""Decode Q4_0 bytes to float32 (chapter 5).
+
+    .. math::  \hat{x}_i = d \cdot (n_i - 8)
+
+    with :math:`d` the block's float16 scale and :math:`n_i` the stored nibble.
+    """
     blocks = raw_blocks(raw, Q4_0_BLOCK_BYTES)
     d = read_float16(blocks[..., :2])
     nibbles = unpack_int4(blocks[..., 2:], BLOCK_SIZE, signed=False, order="gguf")
@@ -206,7 +228,15 @@ def table() -> list[BlockFormat]:
 
 
 def bits_per_weight(fmt: str) -> float:
-    """Storage cost of a format in bits per value, scales included: 8·block_bytes / block_size."""
+    r"""Storage cost of a format in bits per value, scales included (chapter 5).
+
+    .. math::  \text{bpw} = 8 \cdot \text{block\_bytes} / \text{block\_size}
+
+    Examples
+    --------
+    >>> bits_per_weight("q8_0"), bits_per_weight("q4_0"), bits_per_weight("q6_k")
+    (8.5, 4.5, 6.5625)
+    """
     return get_format(fmt).bits_per_weight
 
 
@@ -224,7 +254,7 @@ def decode(raw, fmt: str):
 
 
 def round_trip(x, fmt: str):
-    """decode(encode(x)): the values a reader of the file gets back."""
+    """``decode(encode(x))``: the values a reader of the file gets back."""
     return decode(encode(x, fmt), fmt)
 
 

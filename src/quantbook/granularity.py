@@ -78,7 +78,7 @@ def _affine_fake_quantize(a: np.ndarray, bits, granularity, group_size, axis) ->
 
 def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size: int = 32,
                   axis: int = 0, scheme: str = "symmetric"):
-    r"""Quantize then dequantize with one scale per tensor, channel or group (float32).
+    r"""Quantize then dequantize with one scale per tensor, channel or group (float32, chapter 4).
 
     .. math::  \hat{x} = S_g\,(q - Z_g), \qquad g = \text{the tensor, channel or group of } x
 
@@ -102,7 +102,7 @@ def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size:
 
 def granularity_errors(x, bits: int = 4, group_size: int = 32, axis: int = 0,
                        scheme: str = "symmetric") -> dict:
-    r"""Mean squared error of :func:`fake_quantize` at each granularity.
+    r"""Mean squared error of :func:`fake_quantize` at each granularity (chapter 4).
 
     .. math::  \mathrm{MSE}_g = \frac{1}{n}\sum_i (x_i - \hat{x}_i^{(g)})^2
 
@@ -117,7 +117,7 @@ def granularity_errors(x, bits: int = 4, group_size: int = 32, axis: int = 0,
 
 def num_scales(shape, granularity: str = "per-tensor", group_size: int = 32,
                axis: int = 0) -> int:
-    r"""How many scales a tensor of ``shape`` stores at a granularity.
+    r"""How many scales a tensor of ``shape`` stores at a granularity (chapter 4).
 
     .. math::  1, \quad n_{axis}, \quad \frac{n}{g}
     """
@@ -133,7 +133,7 @@ def num_scales(shape, granularity: str = "per-tensor", group_size: int = 32,
 
 def bits_per_weight(bits: int, group_size, scale_bits: int = 16,
                     zero_point_bits: int = 0) -> float:
-    r"""Storage per weight including the per-group scale (and zero point).
+    r"""Storage per weight including the per-group scale (and zero point; chapter 4).
 
     .. math::  b_{eff} = b + \frac{b_{scale} + b_{zero}}{g}
 
@@ -154,7 +154,7 @@ def bits_per_weight(bits: int, group_size, scale_bits: int = 16,
 
 
 def minmax_range(x) -> tuple[float, float]:
-    """The data's own range: :math:`[\\min x, \\max x]` (``(0.0, 0.0)`` when empty)."""
+    r"""The data's own range: :math:`[\min x, \max x]` (``(0.0, 0.0)`` when empty)."""
     a = to_real(x, "x")
     if a.size == 0:
         return 0.0, 0.0
@@ -162,7 +162,7 @@ def minmax_range(x) -> tuple[float, float]:
 
 
 def absmax_range(x) -> tuple[float, float]:
-    """The symmetric range :math:`[-\\max|x|, \\max|x|]`."""
+    r"""The symmetric range :math:`[-\max|x|, \max|x|]`."""
     a = to_real(x, "x")
     m = float(np.max(np.abs(a), initial=0))
     return -m, m
@@ -182,7 +182,8 @@ def percentile_range(x, p: float = 99.9) -> tuple[float, float]:
 
 
 def fake_quantize_range(x, x_min: float, x_max: float, bits: int = 8, signed: bool = True):
-    r"""Affine round trip with a calibrated range; values outside it are clamped (float32).
+    r"""Affine round trip with a calibrated range; values outside it are clamped (float32)
+    (chapter 4).
 
     .. math::  (S, Z) = \operatorname{qparams}(x_{min}, x_{max}), \qquad
                \hat{x} = S\,(\operatorname{quantize}(x, S, Z) - Z)
@@ -192,7 +193,8 @@ def fake_quantize_range(x, x_min: float, x_max: float, bits: int = 8, signed: bo
 
 
 def range_errors(x, x_min: float, x_max: float, bits: int = 8, signed: bool = True) -> dict:
-    r"""Split the mean squared error of a calibrated range into clipping and rounding parts.
+    r"""Split the mean squared error of a calibrated range into clipping and rounding parts
+    (chapter 4).
 
     .. math::  \mathrm{MSE} = \frac{1}{n}\sum_i (e_{clip,i} + e_{round,i})^2
 
@@ -213,7 +215,7 @@ def range_errors(x, x_min: float, x_max: float, bits: int = 8, signed: bool = Tr
 
 def mse_optimal_range(x, bits: int = 8, signed: bool = True, n_grid: int = 100,
                       symmetric: bool = False) -> tuple[float, float]:
-    r"""The clipping range with the lowest round-trip error, by grid search.
+    r"""The clipping range with the lowest round-trip error, by grid search (chapter 4).
 
     .. math::  \alpha^* = \arg\min_{\alpha \in \{1, \frac{n-1}{n}, \dots, \frac{1}{n}\}}
                \mathrm{MSE}\big(x, \hat{x}(\alpha\,x_{min}, \alpha\,x_{max})\big)

@@ -1,20 +1,25 @@
-"""llama.cpp's K-quants Q4_K and Q6_K, byte for byte, and the Q4_K_M / Q4_K_S mixes (chapter 9).
+r"""llama.cpp's K-quants Q4_K and Q6_K, byte for byte, and the Q4_K_M / Q4_K_S mixes (chapter 9).
 
 A K-quant works on super-blocks of 256 values with two levels of scales::
 
     Q4_K = d (fp16) + dmin (fp16) + 12 bytes of eight 6-bit scales and eight 6-bit mins
            + 128 bytes of 256 nibbles                                   = 144 bytes (4.5 bpw)
-           x = d · sc_j · q - dmin · m_j   for sub-block j (32 values), q in 0..15
     Q6_K = 128 bytes ql (low 4 bits) + 64 bytes qh (high 2 bits) + 16 int8 scales + d (fp16)
                                                                         = 210 bytes (6.5625 bpw)
-           x = d · sc_j · (q - 32)          for sub-block j (16 values), q in 0..63
+
+and a value :math:`i` of sub-block :math:`j` (32 values in Q4_K, 16 in Q6_K) means
+
+.. math::
+
+   x_i = d\,s_j\,q_i - d_{\min}\,m_j \quad (\text{Q4\_K},\ q_i \in 0..15), \qquad
+   x_i = d\,s_j\,(q_i - 32) \quad (\text{Q6\_K},\ q_i \in 0..63).
 
 The encoders follow llama.cpp's reference quantizers (``quantize_row_q4_K_ref`` with
 ``make_qkx2_quants``, ``quantize_row_q6_K_ref`` with ``make_qx_quants``, in ggml-quants.c),
 written over all blocks at once. ``nearest_int`` in ggml rounds half to even, like ``np.rint``;
 all arithmetic is float32 as in C, and the sums run left to right (``_sum``) because one
 last bit can flip a comparison of the searches. The bytes are proved in the tests through
-gguf's decoder and by error bounds (llama.cpp has no installable Python binding here); a
+gguf 0.19's decoder and by error bounds (llama.cpp has no installable Python binding here); a
 one-off comparison with a local C build of the reference functions gave identical bytes on
 every one of 45,448 super-blocks per format (MiniLM's weights and random data).
 """
@@ -56,19 +61,23 @@ def _sum(a: np.ndarray) -> np.ndarray:
 
 def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rdelta: float,
                      nstep: int):
-    r"""llama.cpp's scale-and-min search for one group of values (rows of ``x``), vectorised.
+    r"""llama.cpp's scale-and-min search for one group of values (rows of ``x``), vectorised
+    (chapter 9).
 
-    For each candidate inverse scale i_s = (nmax + rmin + rdelta · s) / (max - min),
-    s = 0..nstep, round l = clip(round(i_s (x - min)), 0, nmax) and fit scale a and offset b
-    by weighted least squares (min is the best offset found so far, as in ggml: it moves
-    whenever a candidate wins),
+    For each candidate inverse scale, :math:`s = 0, \dots, n_{step}`, round the values to levels
+    and fit scale :math:`a` and offset :math:`b` by weighted least squares (:math:`\min` is the
+    best offset found so far, as in ggml: it moves whenever a candidate wins),
 
     .. math::
 
+        i_s = \frac{n_{max} + r_{min} + r_{\delta}\, s}{\max - \min}, \qquad
+        l_i = \operatorname{clip}\big(\operatorname{round}(i_s (x_i - \min)), 0, n_{max}\big),
+
         (a, b) = \arg\min_{a, b} \sum_i w_i (a\, l_i + b - x_i)^2, \qquad b \le 0,
 
-    keeping the candidate with the smallest weighted squared error (start: i_s = nmax / (max -
-    min) with b = min). Returns (scale a, the_min = -b >= 0, levels l as uint8).
+    keeping the candidate with the smallest weighted squared error (start:
+    :math:`i_s = n_{max} / (\max - \min)` with :math:`b = \min`). Returns (scale :math:`a`,
+    the_min :math:`= -b \ge 0`, levels :math:`l` as uint8).
     """
     x = x.astype(_f, copy=False)
     w = weights.astype(_f, copy=False)
@@ -116,13 +125,17 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
 
 
 def make_qx_quants(x: np.ndarray, nmax: int):
-    r"""llama.cpp's symmetric scale search (``make_qx_quants``, rmse_type 1), vectorised.
+    r"""llama.cpp's symmetric scale search (``make_qx_quants``, rmse_type 1), vectorised
+    (chapter 9).
 
-    Start from i_s = -nmax / m, m the value of largest magnitude (sign kept), and try
-    i_s = -(nmax + 0.1 s) / m for s = -9..9; for each, l = clip(round(i_s x), -nmax, nmax - 1)
-    and the weighted least-squares scale with weights w = x²:
+    Start from :math:`i_s = -n_{max} / m`, :math:`m` the value of largest magnitude (sign
+    kept), and try the inverse scales below for :math:`s = -9, \dots, 9`; for each, the levels
+    and the weighted least-squares scale with weights :math:`w = x^2`:
 
     .. math::
+
+        i_s = -\frac{n_{max} + 0.1\, s}{m}, \qquad
+        l_i = \operatorname{clip}\big(\operatorname{round}(i_s x_i), -n_{max}, n_{max} - 1\big),
 
         a = \frac{\sum_i w_i x_i l_i}{\sum_i w_i l_i^2}, \qquad
         \text{keep the } s \text{ that maximises } \frac{(\sum w x l)^2}{\sum w l^2}.
@@ -181,7 +194,8 @@ def pack_scales_mins_k4(sc: np.ndarray, mn: np.ndarray) -> np.ndarray:
 
 
 def unpack_scales_mins_k4(packed: np.ndarray):
-    r"""The 12 ``scales`` bytes -> (scales, mins), eight 6-bit integers each (``get_scale_min_k4``).
+    r"""The 12 ``scales`` bytes -> (scales, mins), eight 6-bit integers each (``get_scale_min_k4``)
+    (chapter 9).
 
     .. math::
 
@@ -196,10 +210,11 @@ def unpack_scales_mins_k4(packed: np.ndarray):
 
 
 def encode_q4_k(x):
-    r"""Encode floats as Q4_K super-blocks: 144 bytes per 256 values (llama.cpp's reference).
+    r"""Encode floats as Q4_K super-blocks: 144 bytes per 256 values (llama.cpp's reference)
+    (chapter 9).
 
-    Per sub-block j of 32: weights ``w = rms(x_j) + |x|``, (a_j, b_j) = make_qkx2_quants(x_j, w, 15,
-    -1, 0.1, 20). Per super-block:
+    Per sub-block :math:`j` of 32: weights ``w = rms(x_j) + |x|`` and
+    ``(a_j, b_j) = make_qkx2_quants(x_j, w, 15, -1, 0.1, 20)``. Per super-block:
 
     .. math::
 
@@ -208,7 +223,7 @@ def encode_q4_k(x):
 
         q_i = \mathrm{clip}\left(\mathrm{round}\frac{x_i + d_{\min} m_j}{d s_j}, 0, 15\right)
 
-    with d and dmin rounded to float16 before q is computed. ValueError if d or dmin overflows
+    with :math:`d` and :math:`d_{\min}` rounded to float16 before :math:`q` is computed. ValueError if d or dmin overflows
     float16 (ggml would store inf).
     """
     blocks = float_blocks(x, QK_K)
@@ -244,7 +259,7 @@ def _encode_q4_k_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_q4_k(raw):
-    r"""Decode Q4_K bytes: x = (d · s_j) · q - dmin · m_j, float32, as ggml and gguf.
+    r"""Decode Q4_K bytes to float32, as ggml and gguf 0.19 do (chapter 9).
 
     .. math::
 
@@ -264,10 +279,11 @@ def decode_q4_k(raw):
 # ------------------------------------------------------------------ Q6_K
 
 def encode_q6_k(x):
-    r"""Encode floats as Q6_K super-blocks: 210 bytes per 256 values (llama.cpp's reference).
+    r"""Encode floats as Q6_K super-blocks: 210 bytes per 256 values (llama.cpp's reference)
+    (chapter 9).
 
-    Per sub-block j of 16: a_j = make_qx_quants(x_j, 32). Per super-block, with a* the a_j
-    of largest magnitude (sign kept):
+    Per sub-block :math:`j` of 16: ``a_j = make_qx_quants(x_j, 32)``. Per super-block, with
+    :math:`a^*` the :math:`a_j` of largest magnitude (sign kept):
 
     .. math::
 
@@ -310,7 +326,7 @@ def _encode_q6_k_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_q6_k(raw):
-    r"""Decode Q6_K bytes: x = (d · s_j) · (q - 32), float32, as ggml and gguf.
+    r"""Decode Q6_K bytes to float32, as ggml and gguf 0.19 do (chapter 9).
 
     .. math::
 
@@ -336,6 +352,7 @@ def decode_q6_k(raw):
 
 def use_more_bits(i_layer: int, n_layers: int) -> bool:
     r"""llama.cpp's choice of layers that get more bits: the first and last eighth, and every
+    (chapter 9)
     third layer in between.
 
     .. math::

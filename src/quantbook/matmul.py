@@ -84,7 +84,7 @@ def _to_int32(acc: np.ndarray, what: str) -> np.ndarray:
 
 
 def integer_matmul(qa, qb, zero_point_a=0, zero_point_b=0):
-    r"""Matrix product of integer codes with int32 accumulation.
+    r"""Matrix product of integer codes with int32 accumulation (chapter 7).
 
     .. math::  \mathrm{acc}_{ik} = \sum_j (q_{a,ij} - Z_a)(q_{b,jk} - Z_b)
 
@@ -106,6 +106,7 @@ def integer_matmul(qa, qb, zero_point_a=0, zero_point_b=0):
 
 def integer_matmul_expanded(qa, qb, zero_point_a: int = 0, zero_point_b: int = 0):
     r"""The same product, expanded so the inner loop multiplies raw codes only (eq. 7 of Jacob
+    (chapter 7)
     et al.): the zero-point terms need just row and column sums.
 
     .. math::  \mathrm{acc}_{ik} = N Z_a Z_b - Z_a \sum_j q_{b,jk} - Z_b \sum_j q_{a,ij}
@@ -131,7 +132,7 @@ def integer_matmul_expanded(qa, qb, zero_point_a: int = 0, zero_point_b: int = 0
 
 
 def requantization_multiplier(scale_a, scale_b, scale_out):
-    r"""The one real factor left in an integer matmul.
+    r"""The one real factor left in an integer matmul (chapter 7).
 
     .. math::  M = \frac{S_a S_b}{S_{out}}
     """
@@ -143,7 +144,7 @@ def requantization_multiplier(scale_a, scale_b, scale_out):
 
 
 def quantize_multiplier(multiplier):
-    r"""Write ``0 < M < 1`` as an int32 multiplier and a right shift.
+    r"""Write ``0 < M < 1`` as an int32 multiplier and a right shift (chapter 7).
 
     .. math::  M \approx m_0 \cdot 2^{-31} \cdot 2^{-n}, \qquad
                2^{30} \le m_0 < 2^{31}, \quad 0 \le n \le 31
@@ -174,7 +175,8 @@ def _div_trunc(v: np.ndarray, d: int) -> np.ndarray:
 
 
 def saturating_rounding_doubling_high_mul(a, b):
-    r"""gemmlowp's ``SaturatingRoundingDoublingHighMul``: the high 32 bits of ``2ab``, rounded.
+    r"""gemmlowp's ``SaturatingRoundingDoublingHighMul``: the high 32 bits of ``2ab``, rounded
+    (chapter 7).
 
     .. math::  \operatorname{SRDHM}(a, b) = \operatorname{trunc}\!\left(
                \frac{ab + \nu}{2^{31}}\right), \quad
@@ -195,7 +197,8 @@ def saturating_rounding_doubling_high_mul(a, b):
 
 
 def rounding_divide_by_pot(x, exponent):
-    r"""gemmlowp's ``RoundingDivideByPOT``: :math:`x / 2^{e}` rounded half away from zero.
+    r"""gemmlowp's ``RoundingDivideByPOT``: :math:`x / 2^{e}` rounded half away from zero
+    (chapter 7).
 
     .. math::  \operatorname{RDBPOT}(x, e) = (x \gg e) + [\,r > t\,], \quad
                r = x \mathbin{\&} (2^e - 1), \quad t = \lfloor (2^e - 1)/2 \rfloor + [x < 0]
@@ -213,7 +216,8 @@ def rounding_divide_by_pot(x, exponent):
 
 
 def fixed_point_multiply(acc, m0, shift):
-    r"""Multiply int32 values by :math:`M = m_0 2^{-31} 2^{-n}` in integer arithmetic only.
+    r"""Multiply int32 values by :math:`M = m_0 2^{-31} 2^{-n}` in integer arithmetic only
+    (chapter 7).
 
     .. math::  \operatorname{RDBPOT}(\operatorname{SRDHM}(\mathrm{acc}, m_0), n)
 
@@ -228,7 +232,7 @@ def fixed_point_multiply(acc, m0, shift):
 
 
 def requantize(acc, multiplier, zero_point_out, bits: int = 8, signed: bool = True):
-    r"""int32 accumulators to output codes, integer arithmetic only.
+    r"""int32 accumulators to output codes, integer arithmetic only (chapter 7).
 
     .. math::  q_{out} = \operatorname{clamp}\big(Z_{out} +
                \operatorname{RDBPOT}(\operatorname{SRDHM}(\mathrm{acc}, m_0), n),
@@ -258,7 +262,7 @@ def requantize(acc, multiplier, zero_point_out, bits: int = 8, signed: bool = Tr
 
 
 def requantize_float(acc, multiplier, zero_point_out, bits: int = 8, signed: bool = True):
-    r"""The float reference for :func:`requantize` (float64, round half to even).
+    r"""The float reference for :func:`requantize` (float64, round half to even, chapter 7).
 
     .. math::  q_{out} = \operatorname{clamp}(Z_{out} + \operatorname{round}(M\,\mathrm{acc}),
                q_{min}, q_{max})
@@ -303,7 +307,8 @@ def _fixed_point_multiply_exact(acc: np.ndarray, m0: np.ndarray, shift: np.ndarr
 
 
 def quantize_bias(bias, scale_a, scale_b):
-    r"""Bias as int32 with scale :math:`S_a S_b` and zero point 0, so it adds to the accumulator.
+    r"""Bias as int32 with scale :math:`S_a S_b` and zero point 0, so it adds to the accumulator
+    (chapter 7).
 
     .. math::  q_{bias} = \operatorname{round}\!\left(\frac{b}{S_a S_b}\right)
     """
@@ -318,7 +323,7 @@ def quantize_bias(bias, scale_a, scale_b):
 
 def quantized_linear(qx, scale_x, zero_point_x, qw, scale_w, zero_point_w, scale_out,
                      zero_point_out, bias=None, bits: int = 8, signed: bool = True):
-    r"""A linear layer ``y = x W^T + b`` computed on integer codes only.
+    r"""A linear layer ``y = x W^T + b`` computed on integer codes only (chapter 7).
 
     .. math::  q_y = \operatorname{clamp}\Big(Z_y + M\big(\textstyle\sum_j
                (q_{x,ij} - Z_x)(q_{w,kj} - Z_w) + q_{b,k}\big)\Big), \qquad

@@ -1,4 +1,4 @@
-"""How far the reconstruction :math:`\\hat{x}` is from the original :math:`x`.
+r"""How far the reconstruction :math:`\hat{x}` is from the original :math:`x` (chapters 2-7).
 
 All three return Python floats and accumulate in float64, so a float32 reconstruction of a
 float64 original is measured as precisely as NumPy measures it.
@@ -30,7 +30,7 @@ def _error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def mse(x, x_hat) -> float:
-    r"""Mean squared error.
+    r"""Mean squared error (chapter 2).
 
     .. math::  \mathrm{MSE} = \frac{1}{n} \sum_i (x_i - \hat{x}_i)^2
 
@@ -42,7 +42,7 @@ def mse(x, x_hat) -> float:
 
 
 def max_abs_error(x, x_hat) -> float:
-    r"""Largest absolute error.
+    r"""Largest absolute error (chapter 2).
 
     .. math::  \max_i |x_i - \hat{x}_i|
     """
@@ -51,7 +51,7 @@ def max_abs_error(x, x_hat) -> float:
 
 
 def sqnr_db(x, x_hat) -> float:
-    r"""Signal-to-quantization-noise ratio in decibels.
+    r"""Signal-to-quantization-noise ratio in decibels (chapter 3).
 
     .. math::  \mathrm{SQNR} = 10 \log_{10}
                \frac{\sum_i x_i^2}{\sum_i (x_i - \hat{x}_i)^2}

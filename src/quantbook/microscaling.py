@@ -1,20 +1,20 @@
-"""Low-precision floats and microscaling: FP8, E2M1, MXFP4 and NVFP4 (chapter 8).
+r"""Low-precision floats and microscaling: FP8, E2M1, MXFP4 and NVFP4 (chapter 8).
 
 FP8 comes in four variants (``e4m3fn``, ``e4m3fnuz``, ``e5m2``, ``e5m2fnuz``) that differ in
 their largest value, their NaN and infinity and their negative zero; :func:`fp8_table` reads
-all of it off the 256 codes with ml_dtypes. A microscaled format stores small floats
+all of it off the 256 codes with ml_dtypes 0.6. A microscaled format stores small floats
 (E2M1: 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their negatives) with a shared scale per block:
 
 * **MXFP4** (OCP Microscaling v1.0): 32 E2M1 values and one E8M0 byte, a power of two
-  X = 2^(e - 127). The GGUF block is 17 bytes: e, then 16 bytes of nibbles in split order
+  :math:`X = 2^{e - 127}`. The GGUF block is 17 bytes: e, then 16 bytes of nibbles in split order
   (byte j holds value j in its low nibble and value j + 16 in its high nibble).
 * **NVFP4**: 16 E2M1 values and one unsigned E4M3 (UE4M3) scale. The GGUF block packs four of
   them: 64 values in 36 bytes, the four scale bytes first, then 4 × 8 bytes of nibbles, split
   order inside each group of 16. NVIDIA's format adds a float32 scale per tensor on top; the
   GGUF block has no room for it (see :func:`nvfp4_tensor_scale`).
 
-ggml (and the ``gguf`` package) store E2M1 as doubled integers (0, 1, 2, 3, 4, 6, 8, 12) and the
-scale halved, so x = (d/2) · (2v) with exact products; the decoders here do the same arithmetic
+ggml (and the ``gguf`` package, gguf 0.19) store E2M1 as doubled integers (0, 1, 2, 3, 4, 6, 8,
+12) and the scale halved, so :math:`x = (d/2) \cdot (2v)` with exact products; the decoders here do the same arithmetic
 and equal ``gguf.quants.dequantize`` bit for bit on any bytes.
 """
 
@@ -54,8 +54,8 @@ def fp8_table(fmt: str) -> dict:
     """What the 256 codes of ``fmt`` mean: largest value, smallest normal and subnormal,
     how many codes are NaN or infinite, and whether -0 exists.
 
-    The smallest normal is 2^(1 - bias); "fnuz" formats have bias 2^(E-1) (one more than the
-    usual 2^(E-1) - 1), no infinity, no -0, and a single NaN code 0x80.
+    The smallest normal is :math:`2^{1 - \text{bias}}`; "fnuz" formats have bias
+    :math:`2^{E-1}` (one more than the usual :math:`2^{E-1} - 1`), no infinity, no -0, and a single NaN code 0x80.
     """
     v = fp8_values(fmt)
     finite = v[np.isfinite(v)]
@@ -78,9 +78,9 @@ def fp8_table(fmt: str) -> dict:
 def cast_fp8(x, fmt: str, saturate: bool = False):
     """Round float values to an FP8 format (round half to even) and back to float32.
 
-    Non-saturating (as ml_dtypes casts): a value beyond the largest
+    Non-saturating (as ml_dtypes 0.6 casts): a value beyond the largest
     finite one becomes NaN (fn, fnuz) or inf (e5m2) once it passes half a step above the
-    largest value. Saturating: clip to ±max first, as torch's ``.to(torch.float8_e4m3fn)``
+    largest value. Saturating: clip to ±max first, as torch 2.13's ``.to(torch.float8_e4m3fn)``
     does. NaN stays NaN either way.
     """
     a = to_numpy(x, "x")
@@ -97,14 +97,15 @@ def cast_fp8(x, fmt: str, saturate: bool = False):
 
 
 def fp8_scaled(x, fmt: str = "e4m3fn", block_size: int | None = None):
-    r"""Scaled FP8: x ≈ s · fp8(x / s) with one float32 scale per tensor or per block.
+    r"""Scaled FP8: one float32 scale per tensor or per block (chapter 8).
 
     .. math::
 
-        s = \frac{\max |x|}{\text{max}_{\text{fp8}}}
+        s = \frac{\max |x|}{\text{max}_{\text{fp8}}}, \qquad
+        \hat{x} = s \cdot \operatorname{fp8}(x / s)
 
-    over the whole (flattened) array when ``block_size`` is None, else over each block of
-    ``block_size`` values of the last axis. Returns the float32 values after the round trip.
+    with :math:`s` over the whole (flattened) array when ``block_size`` is None, else over each
+    block of ``block_size`` values of the last axis. Returns the float32 values after the round trip.
     """
     import ml_dtypes
 
@@ -131,14 +132,14 @@ E2M1_EMAX = 2  # the largest E2M1 value is 6 = 1.5 · 2^2
 
 
 def mx_scale_exponent(amax, emax_elem: int = E2M1_EMAX):
-    r"""The OCP MX shared exponent of a block: floor(log2 amax) - emax_elem.
+    r"""The OCP MX v1.0 shared exponent of a block (chapter 8).
 
     .. math::
 
         X = 2^{\lfloor \log_2 \max_i |x_i| \rfloor - e_{\max,\text{elem}}}
 
     so the largest value of the block lands in the top binade of the element format (for E2M1,
-    amax / X lies in [4, 8) and values above 6 are clipped to 6). Computed as ggml does, with a
+    :math:`\max_i |x_i| / X` lies in [4, 8) and values above 6 are clipped to 6). Computed as ggml does, with a
     float32 log2 (so an amax just below a power of two can round up to it).
     """
     a = np.asarray(to_numpy(amax, "amax"), dtype=np.float32)
@@ -147,10 +148,13 @@ def mx_scale_exponent(amax, emax_elem: int = E2M1_EMAX):
 
 
 def e8m0_half(e: np.ndarray) -> np.ndarray:
-    """ggml's E8M0 decoding, halved: 2^(e - 128) as float32 (``ggml_e8m0_to_fp32_half``).
+    r"""ggml's E8M0 decoding, halved, as float32 (``ggml_e8m0_to_fp32_half``; chapter 8).
 
-    Exact for every byte: e = 0 and 1 give the float32 subnormals 2^-128 and 2^-127. The spec's
-    NaN code e = 255 is not special here: it decodes as 2^127, as in ggml.
+    .. math::  \tfrac12 X = 2^{e - 128}
+
+    Exact for every byte: :math:`e = 0` and 1 give the float32 subnormals :math:`2^{-128}` and
+    :math:`2^{-127}`. The spec's NaN code :math:`e = 255` is not special here: it decodes as
+    :math:`2^{127}`, as in ggml.
     """
     return np.ldexp(np.float32(1), e.astype(np.int32) - 128).astype(np.float32)
 
@@ -187,15 +191,16 @@ MXFP4_BYTES = 17
 
 
 def encode_mxfp4(x):
-    r"""Encode floats as GGUF MXFP4 blocks: 17 bytes per 32 values, byte for byte as ggml.
+    r"""Encode floats as GGUF MXFP4 blocks: 17 bytes per 32 values, byte for byte as ggml
+    (chapter 8).
 
     .. math::
 
         e = \lfloor \log_2 \max_i |x_i| \rfloor - 2 + 127, \qquad
         c_i = \arg\min_c \left| 2^{e-127} \, v_c - x_i \right|
 
-    with v_c the E2M1 values; an all-zero block has e = 0. Ties go to the smaller magnitude
-    (the OCP spec rounds to nearest even). Values up to 7·X clip to 6·X.
+    with :math:`v_c` the E2M1 values; an all-zero block has :math:`e = 0`. Ties go to the smaller
+    magnitude (the OCP spec rounds to nearest even). Values up to :math:`7X` clip to :math:`6X`.
 
     Raises ValueError for a block whose largest magnitude is nonzero but below 2^-125: ggml's
     e would be negative and wrap around in its uint8 cast.
@@ -215,11 +220,11 @@ def _encode_mxfp4_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_mxfp4(raw):
-    r"""Decode GGUF MXFP4 bytes: x_i = 2^(e-128) · 2v_i in float32, as ggml.
+    r"""Decode GGUF MXFP4 bytes to float32, as ggml and gguf 0.19 do (chapter 8).
 
     .. math::
 
-        x_i = 2^{e - 127} \, v_{c_i}
+        x_i = 2^{e - 127} \, v_{c_i} = 2^{e - 128} \, (2 v_{c_i})
 
     The product is exact except where it overflows float32 (e ≥ 254 with large codes gives
     inf); e = 255, NaN in the spec, is read as a number, and code 8 (-0) gives +0, as in ggml.
@@ -254,11 +259,13 @@ UE4M3_HALF = _ue4m3_table()
 
 
 def ue4m3_encode(s) -> np.ndarray:
-    """ggml's ``ggml_fp32_to_ue4m3``: a positive float32 scale to its UE4M3 byte.
+    r"""ggml's ``ggml_fp32_to_ue4m3``: a positive float32 scale to its UE4M3 byte (chapter 8).
 
     Not round-to-nearest-even: the mantissa is rounded half up (the first dropped bit is
     added), a scale ≥ 256 (fp32 exponent 8) saturates to 0x7E = 448 even where 256…416 exist,
-    and ≤ 0 or NaN gives 0. Subnormals (s < 2^-6) take trunc(s · 512 + 0.5), at most 7.
+    and ≤ 0 or NaN gives 0. Subnormals (:math:`s < 2^{-6}`) take
+
+    .. math::  u = \min\big(\operatorname{trunc}(512\,s + 0.5),\ 7\big)
     """
     s = np.minimum(np.asarray(s, dtype=np.float32), np.float32(448))
     bits = s.view(np.uint32)
@@ -273,14 +280,15 @@ def ue4m3_encode(s) -> np.ndarray:
 
 
 def nvfp4_tensor_scale(x) -> float:
-    r"""NVIDIA's second level: a float32 per-tensor scale that maps max|x| onto 6 · 448.
+    r"""NVIDIA's second level: a float32 per-tensor scale (chapter 8).
 
     .. math::
 
         s_{\text{tensor}} = \frac{\max |x|}{6 \cdot 448}
 
-    Encode x / s_tensor with :func:`encode_nvfp4` and multiply the decoded values by
-    s_tensor. The GGUF NVFP4 block has no field for it.
+    It maps ``max|x|`` onto 6 · 448, the largest E2M1 value times the largest UE4M3 scale.
+    Encode :math:`x / s_{\text{tensor}}` with :func:`encode_nvfp4` and multiply the decoded
+    values by :math:`s_{\text{tensor}}`. The GGUF NVFP4 block has no field for it.
     """
     a = to_numpy(x, "x")
     amax = float(np.abs(a).max()) if a.size else 0.0
@@ -288,7 +296,7 @@ def nvfp4_tensor_scale(x) -> float:
 
 
 def encode_nvfp4(x):
-    r"""Encode floats as GGUF NVFP4 blocks: 36 bytes per 64 values, as ggml's reference.
+    r"""Encode floats as GGUF NVFP4 blocks: 36 bytes per 64 values, as ggml's reference (chapter 8).
 
     Per group of 16 values:
 
@@ -297,7 +305,7 @@ def encode_nvfp4(x):
         u = \text{ue4m3}\!\left(\frac{\max_i |x_i|}{6}\right), \qquad
         c_i = \arg\min_c \left| d(u) \, v_c - x_i \right|
 
-    with d(u) the decoded scale. The scale byte is rounded half up and saturates at 448
+    with :math:`d(u)` the decoded scale. The scale byte is rounded half up and saturates at 448
     (:func:`ue4m3_encode`), so values beyond 6 · 448 = 2688 clip; ties of the elements go
     toward zero, as in MXFP4.
     """
@@ -314,11 +322,13 @@ def _encode_nvfp4_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_nvfp4(raw):
-    r"""Decode GGUF NVFP4 bytes: x_i = d_s · 2v_i with d_s the halved UE4M3 scale of group s.
+    r"""Decode GGUF NVFP4 bytes to float32, as ggml and gguf 0.19 do (chapter 8).
 
     .. math::
 
-        x_i = \text{ue4m3}(u_s) \, v_{c_i}
+        x_i = \text{ue4m3}(u_s) \, v_{c_i} = \tfrac12 \text{ue4m3}(u_s) \, (2 v_{c_i})
+
+    for value :math:`i` of group :math:`s`.
 
     Exact in float32 for every byte (bytes 0x00 and 0x7F give scale 0, as in ggml).
     """

@@ -139,7 +139,7 @@ def _weight_array(weight, name: str = "weight") -> np.ndarray:
 
 
 def quantize_weight(weight, scheme):
-    r"""Integer codes and float16 scales of one (out, in) weight matrix.
+    r"""Integer codes and float16 scales of one (out, in) weight matrix (chapter 7).
 
     .. math::  S = \frac{\max |W|}{2^{b-1}-1} \text{ (per tensor, row or group)}, \qquad
                q = \operatorname{clamp}(\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1)
@@ -159,7 +159,7 @@ def quantize_weight(weight, scheme):
 
 
 def fake_quantize_weight(weight, scheme):
-    """Quantize and dequantize one weight matrix: :math:`\\hat{W} = \\operatorname{fp16}(S)\\,q`.
+    r"""Quantize and dequantize one weight matrix: :math:`\hat{W} = \operatorname{fp16}(S)\,q`.
 
     Returns float32, of the kind that came in (NumPy array or torch tensor). A float32 scheme
     returns a float32 copy.
@@ -203,7 +203,7 @@ def quantize_model(model, scheme, inplace: bool = False):
 
 
 def weight_storage_bytes(shape, scheme) -> int:
-    r"""Bytes to store one (out, in) weight matrix: packed codes plus float16 scales.
+    r"""Bytes to store one (out, in) weight matrix: packed codes plus float16 scales (chapter 7).
 
     .. math::  \text{bytes} = \text{out} \cdot \lceil \text{in} \cdot b / 8 \rceil
                + 2\,n_{scales}
@@ -240,7 +240,7 @@ def linear_weight_bytes(model, scheme) -> int:
 
 
 def model_size_bytes(model, scheme) -> int:
-    r"""Bytes of the whole model with its ``nn.Linear`` weights stored under ``scheme``.
+    r"""Bytes of the whole model with its ``nn.Linear`` weights stored under ``scheme`` (chapter 7).
 
     .. math::  \text{bytes} = \sum_{\text{Linear } W} \text{storage}(W)
                + \sum_{\text{other parameters } p} |p| \cdot \text{itemsize}(p)

@@ -1,11 +1,12 @@
-"""Packing 4-bit integers two to a byte (chapter 5).
+r"""Packing 4-bit integers two to a byte (chapter 5).
 
 A byte has two nibbles: the *low* nibble (bits 0-3) and the *high* nibble (bits 4-7),
 
-    byte = low + 16 * high.
+.. math::  \text{byte} = \text{low} + 16 \cdot \text{high}.
 
-A signed int4 value q in [-8, 7] is stored as its two's-complement nibble ``q mod 16``; reading
-it back, a nibble of 8 or more is negative (sign extension): ``q = nibble - 16 * (nibble >= 8)``.
+A signed int4 value :math:`q \in [-8, 7]` is stored as its two's-complement nibble
+:math:`q \bmod 16`; reading it back, a nibble of 8 or more is negative (sign extension):
+:math:`q = n - 16\,[n \ge 8]`.
 
 Which element goes into which nibble is a convention, and real libraries disagree. ``ORDERS``:
 
@@ -46,7 +47,15 @@ def int4_range(signed: bool = True) -> tuple[int, int]:
 
 
 def packed_length(n: int) -> int:
-    """Bytes needed for ``n`` nibbles: ceil(n / 2)."""
+    r"""Bytes needed for ``n`` nibbles (chapter 5).
+
+    .. math::  \lceil n / 2 \rceil
+
+    Examples
+    --------
+    >>> packed_length(4), packed_length(5), packed_length(0)
+    (2, 3, 0)
+    """
     n = _check_length(n)
     return (n + 1) // 2
 
@@ -54,8 +63,15 @@ def packed_length(n: int) -> int:
 def nibble_owners(n: int, order: str = "low-first") -> tuple[np.ndarray, np.ndarray]:
     """Which element lands in each byte's nibbles: (low, high) index arrays of length ceil(n/2).
 
-    -1 marks the padding nibble of an odd length. Example: ``nibble_owners(4, "high-first")``
-    gives low = [1, 3] and high = [0, 2].
+    -1 marks the padding nibble of an odd length.
+
+    Examples
+    --------
+    >>> low, high = nibble_owners(4, "high-first")
+    >>> low.tolist(), high.tolist()
+    ([1, 3], [0, 2])
+    >>> [a.tolist() for a in nibble_owners(3, "low-first")]
+    [[0, 2], [1, -1]]
     """
     _check_order(order)
     n = _check_length(n)
@@ -68,21 +84,42 @@ def nibble_owners(n: int, order: str = "low-first") -> tuple[np.ndarray, np.ndar
 
 
 def to_nibble(q):
-    """Two's-complement nibble of a signed int4 value: nibble = q mod 16 (so -1 -> 15, -8 -> 8)."""
+    r"""Two's-complement nibble of a signed int4 value (chapter 5).
+
+    .. math::  n = q \bmod 16
+
+    Examples
+    --------
+    >>> to_nibble([-1, -8, 7]).tolist()
+    [15, 8, 7]
+    """
     a = _integer_values(to_numpy(q, "q"), "q", signed=True)
     return like((a & 0x0F).astype(np.uint8), q)
 
 
 def from_nibble(nibble):
-    """Sign-extend a 4-bit pattern: q = nibble - 16 if nibble >= 8 else nibble (int8)."""
+    r"""Sign-extend a 4-bit pattern to int8 (chapter 5).
+
+    .. math::  q = n - 16\,[n \ge 8]
+
+    Examples
+    --------
+    >>> from_nibble([15, 8, 7]).tolist()
+    [-1, -8, 7]
+    """
     a = _integer_values(to_numpy(nibble, "nibble"), "nibble", signed=False)
     return like(_sign_extend(a.astype(np.uint8)), nibble)
 
 
 def byte_bits(b):
-    """Bits of a byte as text, high nibble first: 105 -> "0110 1001".
+    """Bits of a byte as text, high nibble first.
 
     A scalar gives a string; an array gives an array of strings of the same shape.
+
+    Examples
+    --------
+    >>> byte_bits(105)
+    '0110 1001'
     """
     a = as_real_array(b, "b", finite=False)
     if a.dtype.kind not in "iu" or a.size and (a.min() < 0 or a.max() > 255):
@@ -94,10 +131,12 @@ def byte_bits(b):
 
 
 def pack_int4(q, signed: bool = True, order: str = "low-first"):
-    """Pack int4 values two per byte along the last axis.
+    r"""Pack int4 values two per byte along the last axis (chapter 5).
 
-    byte = nibble(a) + 16 * nibble(b), where (a, b) is the pair that ``order`` puts in the low
-    and high nibble (see the module docstring) and nibble(q) = q mod 16.
+    .. math::  \text{byte} = (a \bmod 16) + 16\,(b \bmod 16)
+
+    where :math:`(a, b)` is the pair that ``order`` puts in the low and high nibble (see the
+    module docstring).
 
     Parameters
     ----------
@@ -111,6 +150,11 @@ def pack_int4(q, signed: bool = True, order: str = "low-first"):
     Returns
     -------
     uint8 array of shape (..., ceil(n / 2)); an odd n is padded with a zero nibble.
+
+    Examples
+    --------
+    >>> pack_int4([1, -1], order="low-first").tolist(), pack_int4([1, -1], order="high-first").tolist()
+    ([241], [31])
     """
     _check_order(order)
     a = _integer_values(to_numpy(q, "q"), "q", signed)
@@ -134,10 +178,13 @@ def pack_int4(q, signed: bool = True, order: str = "low-first"):
 
 
 def unpack_int4(packed, n: int, signed: bool = True, order: str = "low-first"):
-    """Unpack ``n`` int4 values per row from bytes made by :func:`pack_int4`.
+    r"""Unpack ``n`` int4 values per row from bytes made by :func:`pack_int4` (chapter 5).
 
-    low = byte & 15, high = byte >> 4; the nibbles are put back in the element order of
-    ``order``, trimmed to n, and (if ``signed``) sign-extended: q = nibble - 16·[nibble >= 8].
+    .. math::  \text{low} = \text{byte} \mathbin{\&} 15, \qquad
+               \text{high} = \lfloor \text{byte} / 16 \rfloor, \qquad
+               q = n - 16\,[n \ge 8] \text{ (signed)}
+
+    The nibbles are put back in the element order of ``order`` and trimmed to ``n``.
 
     Returns
     -------

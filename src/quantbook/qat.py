@@ -102,7 +102,7 @@ def _check_fits(param_shape: tuple, x_shape: tuple, name: str) -> None:
 
 
 def ste_mask(x, scale, zero_point=0, bits: int = 8, signed: bool = True):
-    r"""Where the straight-through estimator lets the gradient through.
+    r"""Where the straight-through estimator lets the gradient through (chapter 13).
 
     .. math::  m = \mathbb{1}\big[S(q_{min} - Z) \le x \le S(q_{max} - Z)\big]
 
@@ -177,7 +177,8 @@ def _functions() -> dict:
 
 
 def fake_quantize_ste(x, scale, zero_point=0, bits: int = 8, signed: bool = True):
-    r"""Fake quantization with the straight-through estimator (a torch autograd function).
+    r"""Fake quantization with the straight-through estimator (a torch autograd function)
+    (chapter 13).
 
     Forward (bit for bit :func:`quantbook.affine.fake_quantize`, round half to even):
 
@@ -227,7 +228,7 @@ def fake_quantize_ste(x, scale, zero_point=0, bits: int = 8, signed: bool = True
 
 
 def lsq_grad_scale(n: int, bits: int = 8, signed: bool = True) -> float:
-    r"""LSQ's gradient scale for a step shared by ``n`` values.
+    r"""LSQ's gradient scale for a step shared by ``n`` values (chapter 13).
 
     .. math::  g = \frac{1}{\sqrt{N\,Q_p}}
 
@@ -244,7 +245,7 @@ def lsq_grad_scale(n: int, bits: int = 8, signed: bool = True) -> float:
 
 
 def lsq_step_init(x, bits: int = 8, signed: bool = True) -> float:
-    r"""LSQ's initial step size.
+    r"""LSQ's initial step size (chapter 13).
 
     .. math::  S_0 = \frac{2\,\overline{|x|}}{\sqrt{Q_p}}
     """
@@ -268,7 +269,8 @@ def _sum_to_shape(a: np.ndarray, shape: tuple) -> np.ndarray:
 
 def lsq_gradients(x, step, grad_output, bits: int = 8, signed: bool = True,
                   grad_scale: float | None = None):
-    r"""LSQ's backward pass: the gradients of the loss with respect to ``x`` and the step.
+    r"""LSQ's backward pass: the gradients of the loss with respect to ``x`` and the step
+    (chapter 13).
 
     With :math:`v = x / S` (computed as the forward pass does), :math:`Q_n = q_{min}`,
     :math:`Q_p = q_{max}` and the incoming gradient :math:`\delta = \partial L /
@@ -318,7 +320,7 @@ def lsq_gradients(x, step, grad_output, bits: int = 8, signed: bool = True,
 
 def lsq_fake_quantize(x, step, bits: int = 8, signed: bool = True,
                       grad_scale: float | None = None):
-    r"""Fake quantization with a learned step size (LSQ), as a torch autograd function.
+    r"""Fake quantization with a learned step size (LSQ), as a torch autograd function (chapter 13).
 
     Forward, bit for bit :func:`quantbook.affine.fake_quantize` with zero point 0:
 
@@ -348,7 +350,7 @@ def lsq_fake_quantize(x, step, bits: int = 8, signed: bool = True,
 
 
 def absmean_ternary(w, eps: float = 1e-5):
-    r"""BitNet b1.58's weight quantizer: codes in {-1, 0, +1} and one scale per tensor.
+    r"""BitNet b1.58's weight quantizer: codes in {-1, 0, +1} and one scale per tensor (chapter 13).
 
     .. math::  \gamma = \frac{1}{nm}\sum_{ij} |W_{ij}|, \qquad
                \widetilde{W} = \operatorname{clamp}\big(\operatorname{round}(W / (\gamma

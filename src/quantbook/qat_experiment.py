@@ -53,7 +53,7 @@ def load_digits_split(test_size: float = 0.3, seed: int = 0):
 
 
 def weight_scales(w: torch.Tensor, bits: int) -> np.ndarray:
-    r"""Per-channel absmax scales, one per output row.
+    r"""Per-channel absmax scales, one per output row (chapter 13).
 
     .. math::  S_k = \frac{\max_j |W_{kj}|}{2^{b-1} - 1}
     """

@@ -48,7 +48,7 @@ __all__ = [
 
 
 def qrange(bits: int = 8, restricted: bool = True) -> tuple[int, int]:
-    r"""The codes symmetric quantization uses.
+    r"""The codes symmetric quantization uses (chapter 3).
 
     .. math::  [-(2^{b-1}-1),\, 2^{b-1}-1] \text{ (restricted)}, \qquad
                [-2^{b-1},\, 2^{b-1}-1] \text{ (full)}
@@ -117,7 +117,7 @@ def _check_absmax_scale(scale: np.ndarray, absmax) -> None:
 
 
 def absmax_scale(x, bits: int = 8, axis=None, group_size=None, restricted: bool = True):
-    r"""The absmax scale.
+    r"""The absmax scale (chapter 3).
 
     .. math::  S = \frac{\max |x|}{2^{b-1} - 1} \text{ (restricted)}, \qquad
                S = \frac{\max |x|}{(2^b - 1)/2} \text{ (full range)}
@@ -147,7 +147,7 @@ def _quantize(x, bits, axis, group_size, restricted):
 
 
 def quantize(x, bits: int = 8, axis=None, group_size=None):
-    r"""Symmetric absmax quantization in the restricted range.
+    r"""Symmetric absmax quantization in the restricted range (chapter 3).
 
     .. math::  S = \frac{\max |x|}{2^{b-1} - 1}, \qquad
                q = \operatorname{clamp}(\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1)
@@ -179,7 +179,7 @@ def quantize(x, bits: int = 8, axis=None, group_size=None):
 
 
 def quantize_full_range(x, bits: int = 8, axis=None, group_size=None):
-    r"""Symmetric quantization that also uses the code :math:`-2^{b-1}`.
+    r"""Symmetric quantization that also uses the code :math:`-2^{b-1}` (chapter 3).
 
     .. math::  S = \frac{\max |x|}{(2^b - 1)/2}, \qquad
                q = \operatorname{clamp}(\operatorname{round}(x / S), -2^{b-1}, 2^{b-1}-1)
@@ -194,7 +194,7 @@ def quantize_full_range(x, bits: int = 8, axis=None, group_size=None):
 
 
 def dequantize(q, scale, group_size=None):
-    r"""Integer codes back to real values (float32).
+    r"""Integer codes back to real values (float32, chapter 3).
 
     .. math::  \hat{x} = S\, q
 
@@ -222,7 +222,7 @@ def dequantize(q, scale, group_size=None):
 
 
 def fake_quantize(x, bits: int = 8, axis=None, group_size=None, restricted: bool = True):
-    """Quantize then dequantize (float32): :math:`\\hat{x} = S\\,q`."""
+    r"""Quantize then dequantize (float32): :math:`\hat{x} = S\,q`."""
     quant = quantize if check_flag(restricted, "restricted") else quantize_full_range
     q, scale = quant(to_numpy(x, "x"), bits, axis, group_size)
     return like(to_numpy(dequantize(q, scale, group_size)), x)

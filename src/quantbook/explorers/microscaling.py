@@ -51,7 +51,7 @@ def _elements(x: np.ndarray, scale: np.float32) -> dict:
 
 
 def mxfp4_block(x: np.ndarray) -> dict:
-    r"""OCP MX v1.0 MXFP4 of one block of 32 float32 values.
+    r"""OCP MX v1.0 MXFP4 of one block of 32 float32 values (chapter 8).
 
     .. math::
 
@@ -85,7 +85,7 @@ def nvfp4_tensor_scale(tensor_amax: float) -> np.float32:
 
 
 def nvfp4_block(x: np.ndarray, tensor_scale: np.float32) -> dict:
-    r"""NVFP4 of one block of 16 float32 values with a float32 tensor scale s.
+    r"""NVFP4 of one block of 16 float32 values with a float32 tensor scale s (chapter 8).
 
     .. math::
 
