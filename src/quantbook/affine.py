@@ -152,7 +152,10 @@ def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
 
     Examples
     --------
-    >>> qparams(-3.0, 3.2)            # the seed's X = [-3.0, 0.1, 3.2]
+    The range of X = [-3.0, 0.1, 3.2], the worked example of one of the book's starting
+    notebooks (seed 001, see chapter 2):
+
+    >>> qparams(-3.0, 3.2)
     (0.02431372549019608, -5)
     """
     qmin, qmax = qrange(bits, signed)
@@ -358,10 +361,10 @@ def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signe
     .. math::  q = \operatorname{clamp}\big(\operatorname{round}(s_f\,x) + Z,
                q_{min}, q_{max}\big), \qquad s_f = 1 / S
 
-    ``s_f`` counts integer steps per real unit (the seed prints "Scale factor = 41.129..." for
-    ``255 / 6.2``). Multiplying by ``1/S`` instead of dividing by ``S`` can land on the other
-    side of a rounding tie in floating point, so the two forms may differ by one step on rare
-    values.
+    ``s_f`` counts integer steps per real unit (the book's starting notebook seed 001, see chapter
+    2, prints "Scale factor = 41.129..." for ``255 / 6.2``). Multiplying by ``1/S`` instead of
+    dividing by ``S`` can land on the other side of a rounding tie in floating point, so the two
+    forms may differ by one step on rare values.
     """
     bits = check_bits(bits)
     qmin, qmax = qrange(bits, signed)

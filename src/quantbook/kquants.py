@@ -223,8 +223,8 @@ def encode_q4_k(x):
 
         q_i = \mathrm{clip}\left(\mathrm{round}\frac{x_i + d_{\min} m_j}{d s_j}, 0, 15\right)
 
-    with :math:`d` and :math:`d_{\min}` rounded to float16 before :math:`q` is computed. ValueError if d or dmin overflows
-    float16 (ggml would store inf).
+    with :math:`d` and :math:`d_{\min}` rounded to float16 before :math:`q` is computed. ValueError
+    if d or dmin overflows float16 (ggml would store inf).
     """
     blocks = float_blocks(x, QK_K)
     return like(unblock(in_pieces(_encode_q4_k_blocks, blocks, Q4_K_BYTES, per_piece=512)), x)

@@ -13,9 +13,9 @@ all of it off the 256 codes with ml_dtypes 0.6. A microscaled format stores smal
   order inside each group of 16. NVIDIA's format adds a float32 scale per tensor on top; the
   GGUF block has no room for it (see :func:`nvfp4_tensor_scale`).
 
-ggml (and the ``gguf`` package, gguf 0.19) store E2M1 as doubled integers (0, 1, 2, 3, 4, 6, 8,
-12) and the scale halved, so :math:`x = (d/2) \cdot (2v)` with exact products; the decoders here do the same arithmetic
-and equal ``gguf.quants.dequantize`` bit for bit on any bytes.
+ggml (and the ``gguf`` package, gguf 0.19) store E2M1 as doubled integers (0, 1, 2, 3, 4, 6, 8, 12)
+and the scale halved, so :math:`x = (d/2) \cdot (2v)` with exact products; the decoders here do the
+same arithmetic and equal ``gguf.quants.dequantize`` bit for bit on any bytes.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def fp8_table(fmt: str) -> dict:
     """What the 256 codes of ``fmt`` mean: largest value, smallest normal and subnormal,
     how many codes are NaN or infinite, and whether -0 exists.
 
-    The smallest normal is :math:`2^{1 - \text{bias}}`; "fnuz" formats have bias
-    :math:`2^{E-1}` (one more than the usual :math:`2^{E-1} - 1`), no infinity, no -0, and a single NaN code 0x80.
+    The smallest normal is :math:`2^{1 - \text{bias}}`; "fnuz" formats have bias :math:`2^{E-1}`
+    (one more than the usual :math:`2^{E-1} - 1`), no infinity, no -0, and a single NaN code 0x80.
     """
     v = fp8_values(fmt)
     finite = v[np.isfinite(v)]
@@ -105,7 +105,8 @@ def fp8_scaled(x, fmt: str = "e4m3fn", block_size: int | None = None):
         \hat{x} = s \cdot \operatorname{fp8}(x / s)
 
     with :math:`s` over the whole (flattened) array when ``block_size`` is None, else over each
-    block of ``block_size`` values of the last axis. Returns the float32 values after the round trip.
+    block of ``block_size`` values of the last axis. Returns the float32 values after the round
+    trip.
     """
     import ml_dtypes
 
@@ -139,8 +140,8 @@ def mx_scale_exponent(amax, emax_elem: int = E2M1_EMAX):
         X = 2^{\lfloor \log_2 \max_i |x_i| \rfloor - e_{\max,\text{elem}}}
 
     so the largest value of the block lands in the top binade of the element format (for E2M1,
-    :math:`\max_i |x_i| / X` lies in [4, 8) and values above 6 are clipped to 6). Computed as ggml does, with a
-    float32 log2 (so an amax just below a power of two can round up to it).
+    :math:`\max_i |x_i| / X` lies in [4, 8) and values above 6 are clipped to 6). Computed as ggml
+    does, with a float32 log2 (so an amax just below a power of two can round up to it).
     """
     a = np.asarray(to_numpy(amax, "amax"), dtype=np.float32)
     with np.errstate(divide="ignore"):

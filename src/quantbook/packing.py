@@ -153,8 +153,10 @@ def pack_int4(q, signed: bool = True, order: str = "low-first"):
 
     Examples
     --------
-    >>> pack_int4([1, -1], order="low-first").tolist(), pack_int4([1, -1], order="high-first").tolist()
-    ([241], [31])
+    >>> pack_int4([1, -1], order="low-first").tolist()
+    [241]
+    >>> pack_int4([1, -1], order="high-first").tolist()
+    [31]
     """
     _check_order(order)
     a = _integer_values(to_numpy(q, "q"), "q", signed)

@@ -1,15 +1,18 @@
-"""Nearest-neighbour search over (quantized) embeddings, and how good it is (chapter 6).
+r"""Nearest-neighbour search over (quantized) embeddings, and how good it is (chapter 6).
 
 Exact search scores every corpus vector against every query and keeps the k best:
 
-- float32 / float8: the dot product q·c (equal to cosine similarity for normalized vectors)
+- float32 / float8: the dot product :math:`q \cdot c` (equal to cosine similarity for
+  normalized vectors)
 - int8 codes: the integer dot product, accumulated in int32
-- uint8 codes: the same after re-centring 2q − 255 (odd integers, exactly 255·x̂ for the
-  fixed-range scheme), so the ranking is that of the dequantized vectors
+- uint8 codes: the same after re-centring :math:`2q - 255` (odd integers, exactly
+  :math:`255\,\hat{x}` for the fixed-range scheme), so the ranking is that of the dequantized
+  vectors
 - binary/ubinary codes: the Hamming distance, smaller is better
 
-Binary search with rescoring retrieves k·m candidates by Hamming distance, then rescores them with
-the float query. Ties are broken by the smaller corpus id everywhere, so results are deterministic.
+Binary search with rescoring retrieves :math:`k \cdot m` candidates by Hamming distance, then
+rescores them with the float query. Ties are broken by the smaller corpus id everywhere, so results
+are deterministic.
 """
 
 from __future__ import annotations
@@ -94,14 +97,18 @@ def _largest_magnitude(codes: np.ndarray) -> int:
 
 
 def integer_dot(a, b, block: int = 8192):
-    """s_ij = Σ_k a_ik·b_jk with int32 accumulation, for int8 (or re-centred uint8) codes.
+    r"""Integer dot products with int32 accumulation, for int8 (or re-centred uint8) codes
+    (chapter 6).
+
+    .. math::  s_{ij} = \sum_k a_{ik}\, b_{jk}
 
     NumPy has no integer matrix-multiply kernel (no BLAS), so the exact integer sums are computed
     with float BLAS when no sum can leave the range where floats hold integers exactly
-    (max|a|·max|b|·d < 2²⁴ for float32, < 2⁵³ for float64). The result is bit-identical to
-    ``a.astype(int32) @ b.astype(int32).T``; only the speed differs. The rows of ``b`` are
-    converted ``block`` at a time into one reused buffer (12 MB for d = 384), instead of int32 and
-    float copies 4x the size of the codes; few blocks, because each one is a BLAS call.
+    (:math:`\max|a| \cdot \max|b| \cdot d < 2^{24}` for float32, :math:`< 2^{53}` for float64). The
+    result is bit-identical to ``a.astype(int32) @ b.astype(int32).T``; only the speed differs. The
+    rows of ``b`` are converted ``block`` at a time into one reused buffer (12 MB for d = 384),
+    instead of int32 and float copies 4x the size of the codes; few blocks, because each one is a
+    BLAS call.
     """
     ia, ib = as_real_array(a, "a"), as_real_array(b, "b")
     block = check_integer(block, "block", 1)
@@ -128,9 +135,11 @@ def integer_dot(a, b, block: int = 8192):
 
 
 def dot_scores(queries, corpus):
-    """Similarity of every query with every corpus vector, shape (n_queries, n_corpus).
+    r"""Similarity of every query with every corpus vector, shape (n_queries, n_corpus) (chapter 6).
 
-    Floats (float32, float16, float8 e4m3fn): the float32 dot product q·c.
+    .. math::  s_{ij} = q_i \cdot c_j
+
+    Floats (float32, float16, float8 e4m3fn): the float32 dot product.
     int8 or uint8 codes (both sides the same): :func:`integer_dot` (int32).
     """
     q, c = as_real_array(queries, "queries"), as_real_array(corpus, "corpus")
@@ -182,21 +191,25 @@ def search_hamming(query_codes, corpus_codes, k: int = 10):
 
 
 def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 4, corpus=None):
-    """Binary search with rescoring: retrieve k·m by Hamming distance, rescore with the float query.
+    r"""Binary search with rescoring: retrieve by Hamming distance, rescore with the float query
+    (chapter 6).
 
     1. quantize the float ``queries`` to sign bits and take the ``k * multiplier`` corpus codes
        with the smallest Hamming distance;
-    2. score those candidates with the float query: q·c against ``corpus`` (float vectors of the
-       whole corpus, e.g. kept on disk) if it is given, else q·ĉ against the ±1 vectors unpacked
-       from the codes (nothing but the bits needed);
+    2. score those candidates with the float query: :math:`q \cdot c` against ``corpus`` (float
+       vectors of the whole corpus, e.g. kept on disk) if it is given, else :math:`q \cdot \hat{c}`
+       against the ±1 vectors unpacked from the codes (nothing but the bits needed);
     3. keep the k best.
 
     ``corpus_codes`` are binary (int8) or ubinary (uint8) codes from
     :func:`quantbook.embeddings.quantize_embeddings`; the dtype says which, so other integer
     dtypes are a ``TypeError``. Both give the same ids and scores.
 
-    q·ĉ with ĉ = 2b − 1 ranks like sentence-transformers' q·b on the {0, 1} bits (the two differ
-    by Σq, the same for every candidate). Returns (ids, scores), each (n_queries, k).
+    .. math::  q \cdot \hat{c} = 2\, q \cdot b - \textstyle\sum_j q_j, \qquad \hat{c} = 2b - 1
+
+    so it ranks like sentence-transformers 6.2's :math:`q \cdot b` on the {0, 1} bits (the term
+    :math:`\sum_j q_j` is the same for every candidate). Returns (ids, scores), each
+    (n_queries, k).
     """
     multiplier = _check_k(multiplier, "multiplier")
     k = _check_k(k)
@@ -245,12 +258,12 @@ def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 
 
 
 def recall_at_k(found_ids, true_ids) -> float:
-    r"""Recall@k = mean over queries of ``|found ∩ true| / k``, with k = true_ids.shape[1]
-    (chapter 6).
+    r"""Recall@k: the fraction of the true k nearest neighbours a search found (chapter 6).
 
     .. math::  \mathrm{recall@}k = \frac{1}{n} \sum_{i=1}^{n}
                \frac{|\{f_{i1}, \dots, f_{ik}\} \cap \{t_{i1}, \dots, t_{ik}\}|}{k}
 
+    with ``k = true_ids.shape[1]``.
     ``found_ids`` (n, ≥k or fewer) are the ids a search returned, ``true_ids`` (n, k) those of
     exact float32 search. 1.0 means every true neighbour was found. Ids are counted as sets: a
     repeated found id counts once, and a row of ``true_ids`` must not repeat an id. Ids are

@@ -96,7 +96,7 @@ def _absmax(a: np.ndarray, axis, group_size):
 def _scale_from_absmax(absmax, bits: int, restricted: bool):
     levels = _levels(bits, restricted)
     if np.ndim(absmax) == 0:
-        scale = absmax / absmax.dtype.type(levels)  # in the data's precision, like the seeds
+        scale = absmax / absmax.dtype.type(levels)  # data's precision, as seed 004 (ch. 3)
         _check_absmax_scale(np.asarray(scale, np.float64), absmax)
         return float(scale) if absmax > 0 else 1.0
     _check_absmax_scale(absmax.astype(np.float64) / levels, absmax)

@@ -22,11 +22,16 @@ SCHEMES = ("symmetric", "affine")
 
 
 class BitWidthExplorer(Explorer):
-    """Change the bit width (2..8) and the scheme; watch the grid, the error and the SQNR.
+    r"""Change the bit width (2..8) and the scheme; watch the grid, the error and the SQNR
+    (chapter 3).
 
-    ``"symmetric"``: absmax scale, zero point 0, codes in [-(2^(b-1)-1), 2^(b-1)-1]
-    (:func:`quantbook.symmetric.quantize`). ``"affine"``: the data's min/max with a zero point,
-    signed codes (:func:`quantbook.affine.quantize_minmax`).
+    ``"symmetric"``: absmax scale, zero point 0 (:func:`quantbook.symmetric.quantize`),
+
+    .. math::  S = \frac{\max_i |x_i|}{2^{b-1} - 1}, \qquad
+               q \in [-(2^{b-1} - 1),\ 2^{b-1} - 1].
+
+    ``"affine"``: the data's min/max with a zero point, signed codes
+    (:func:`quantbook.affine.quantize_minmax`).
 
     Parameters
     ----------

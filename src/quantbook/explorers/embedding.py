@@ -16,21 +16,22 @@ from quantbook.explorers._base import (
 
 
 class EmbeddingExplorer(Explorer):
-    """Binary quantization keeps one bit per dimension: is the value above zero?
+    r"""Binary quantization keeps one bit per dimension: is the value above zero? (chapter 6)
 
     Two embeddings' sign bits are drawn side by side; the bits that differ are counted (the
-    Hamming distance) and set against the cosine similarity of the float vectors. For random
-    hyperplanes (SimHash, Charikar 2002) a fraction h/d of differing bits means an angle of
-    about pi·h/d, so cos(pi·h/d) estimates the cosine.
+    Hamming distance :math:`h`) and set against the cosine similarity of the float vectors. For
+    random hyperplanes (SimHash, Charikar 2002) a fraction :math:`h/d` of differing bits means an
+    angle of about :math:`\pi h / d`, so
+
+    .. math::  \cos\theta \approx \cos\left(\frac{\pi h}{d}\right).
 
     Parameters
     ----------
     a, b : 1-D array-likes of the same length (e.g. two sentence embeddings)
     labels : (str, str), names for a and b
 
-    Traits (synced): ``mix`` in [0, 1] turns b toward a (b' = float32(1-mix)·b +
-    float32(mix)·a, in float32); ``dims``: how many leading dimensions are compared;
-    ``a``, ``b``, ``labels``.
+    Traits (synced): ``mix`` in [0, 1] turns b toward a (``mix_toward`` in this module, in float32);
+    ``dims``: how many leading dimensions are compared; ``a``, ``b``, ``labels``.
     """
 
     _esm = Explorer.module("embedding.js")
@@ -88,7 +89,10 @@ class EmbeddingExplorer(Explorer):
 
 
 def mix_toward(a, b, mix) -> np.ndarray:
-    """float32(1 - mix) * b + float32(mix) * a, computed in float32."""
+    r"""``b`` turned toward ``a``, computed in float32 (chapter 6).
+
+    .. math::  b' = (1 - \text{mix})\,b + \text{mix}\,a
+    """
     va = np.asarray(a, dtype=np.float32)
     vb = np.asarray(b, dtype=np.float32)
     return np.float32(1.0 - mix) * vb + np.float32(mix) * va

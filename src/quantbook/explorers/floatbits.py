@@ -137,9 +137,9 @@ class FloatBitsExplorer(Explorer):
     that float32, round to nearest, ties to even, as NumPy (float16) and ml_dtypes compute them.
 
     Overflow is shown as the libraries do it (``overflow="ieee"``): float32, float16, bfloat16
-    and e5m2 become +-inf, float8_e4m3fn, which has no infinity, becomes NaN (ml_dtypes' rule;
+    and e5m2 become +-inf, float8_e4m3fn, which has no infinity, becomes NaN (ml_dtypes 0.6's rule;
     values up to 464 still round down to 448). ``overflow="saturate"`` instead clamps anything
-    beyond +-max, infinity included, to +-max: what torch's cast to float8_e4m3fn does (torch
+    beyond +-max, infinity included, to +-max: what torch 2.13's cast to float8_e4m3fn does (torch
     keeps inf for the other formats). Both are labelled in the explorer.
 
     Parameters

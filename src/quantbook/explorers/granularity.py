@@ -25,10 +25,11 @@ SHOWN = 8  # values of the outlier's row shown exactly
 
 
 class GranularityExplorer(Explorer):
-    """Symmetric quantization of a weight matrix with one scale per tensor, row or group.
+    """Symmetric quantization of a weight matrix with one scale per tensor, row or group
+    (chapter 4).
 
-    An *outlier* multiplies one weight (row ``rows // 2``, column 0) to ``outlier × max|w|``;
-    watch which rows' errors it ruins at each granularity.
+    An *outlier* multiplies one weight (row ``rows // 2``, column 0) to ``outlier * max|w|``
+    (``with_outlier`` in this module); watch which rows' errors it ruins at each granularity.
 
     Parameters
     ----------
@@ -109,7 +110,12 @@ class GranularityExplorer(Explorer):
 
 
 def with_outlier(w, outlier) -> np.ndarray:
-    """``w`` (float32) with w[rows // 2, 0] = float32(outlier) * max|w| when outlier > 0."""
+    r"""``w`` (float32) with one weight made an outlier when ``outlier > 0`` (chapter 4).
+
+    .. math::  w_{\lfloor r/2 \rfloor,\,0} \leftarrow \text{outlier} \cdot \max_{ij} |w_{ij}|
+
+    computed in float32, for a matrix of :math:`r` rows.
+    """
     a = np.array(w, dtype=np.float32)
     if outlier > 0:
         a[a.shape[0] // 2, 0] = np.float32(outlier) * np.max(np.abs(a))

@@ -78,8 +78,13 @@ def mxfp4_block(x: np.ndarray) -> dict:
 
 
 def nvfp4_tensor_scale(tensor_amax: float) -> np.float32:
-    """The float32 tensor scale of NVFP4: amax / (6 * 448), or 1 where that is 0 (an all-zero
-    tensor, or an amax so small that the quotient underflows float32)."""
+    r"""The float32 tensor scale of NVFP4 (chapter 8).
+
+    .. math::  s = \frac{\text{amax}}{6 \cdot 448}
+
+    or 1 where that is 0 (an all-zero tensor, or an amax so small that the quotient underflows
+    float32).
+    """
     s = np.float32(tensor_amax) / np.float32(E2M1_MAX * E4M3_MAX)
     return np.float32(1.0) if s == 0 else s
 
@@ -93,7 +98,7 @@ def nvfp4_block(x: np.ndarray, tensor_scale: np.float32) -> dict:
         \qquad P_i = \mathrm{E2M1}\!\left(\frac{x_i}{d\,s}\right),
         \qquad \hat x_i = P_i\,(d\,s)
 
-    d is an unsigned E4M3 byte (``float8_e4m3fn``, round to nearest even, saturated at 448).
+    :math:`d` is an unsigned E4M3 byte (``float8_e4m3fn``, round to nearest even, saturated at 448).
     Every step is one float32 operation: 6s, then amax / (6s), then d s, then x / (d s).
     """
     import ml_dtypes
@@ -153,11 +158,18 @@ def microscaling_state(values, fmt: str, tensor_amax: float) -> dict:
 
 
 class MicroscalingExplorer(Explorer):
-    """32 values in MXFP4 or NVFP4: the shared scale, the E2M1 grid it implies, every code.
+    r"""32 values in MXFP4 or NVFP4: the shared scale, the E2M1 grid it implies, every code
+    (chapter 8).
 
-    MXFP4 (OCP Microscaling v1.0): one E8M0 scale X = 2^(floor(log2 amax) - 2) for the 32
-    values; NVFP4: one unsigned E4M3 scale per 16 values (amax / 6, in units of a float32
-    tensor scale amax_tensor / (6 * 448)). Elements are E2M1, round to nearest, ties to even.
+    MXFP4 (OCP Microscaling v1.0): one E8M0 scale for the 32 values (``mxfp4_block`` in this
+    module); NVFP4: one unsigned E4M3 scale per 16 values, in units of a float32 tensor scale
+    (``nvfp4_block``):
+
+    .. math::  X_{\text{MX}} = 2^{\lfloor \log_2 \text{amax} \rfloor - 2}, \qquad
+               d_{\text{NV}} = \mathrm{E4M3}\!\left(\frac{\text{amax}}{6\,s}\right), \quad
+               s = \frac{\text{amax}_{\text{tensor}}}{6 \cdot 448}.
+
+    Elements are E2M1, round to nearest, ties to even.
     The values can be typed, dragged in the figure, or stepped through seeded blocks of real
     weights.
 
@@ -176,7 +188,7 @@ class MicroscalingExplorer(Explorer):
     (the sampled blocks, a list of 32-value lists) and ``block`` (which of them is shown;
     -1 once values were edited).
 
-    The state is computed here with ml_dtypes; at merge it should call
+    The state is computed here with ml_dtypes 0.6; at merge it should call
     ``quantbook.formats.encode_mxfp4`` / ``encode_nvfp4``.
     """
 

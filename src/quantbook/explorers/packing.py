@@ -1,4 +1,5 @@
-"""PackingExplorer: int4 values in, bytes out, every bit drawn, for each nibble order (ch. 5)."""
+"""PackingExplorer: int4 values in, bytes out, every bit drawn, for each nibble order (chapter 5).
+"""
 
 from __future__ import annotations
 
