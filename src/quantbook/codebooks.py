@@ -12,10 +12,10 @@ with one scale :math:`s` per block. Three codebooks are here:
   absmax (blocks of 64); two codes per byte, the FIRST value in the HIGH nibble. With *double
   quantization* the float32 absmax values are themselves stored as 8-bit codes of bitsandbytes'
   dynamic map, in blocks of 256, after subtracting their mean. :func:`encode_nf4` and
-  :func:`decode_nf4` equal bitsandbytes' ``quantize_4bit`` / ``dequantize_4bit`` (CPU,
+  :func:`decode_nf4` equal bitsandbytes 0.50's ``quantize_4bit`` / ``dequantize_4bit`` (CPU,
   ``quant_type="nf4"``) bit for bit.
 * **IQ4_NL** (llama.cpp): a fixed int8 codebook ``IQ4_NL_VALUES`` with an fp16 scale per block
-  of 32, 18 bytes a block, nibbles in GGUF's split order. :func:`decode_iq4_nl` equals gguf's
+  of 32, 18 bytes a block, nibbles in GGUF's split order. :func:`decode_iq4_nl` equals gguf 0.19's
   ``dequantize`` on any bytes; :func:`encode_iq4_nl` follows llama.cpp's ``quantize_iq4_nl``.
 * **k-means** (Lloyd's algorithm): the codebook fitted to the data, :func:`kmeans_codebook`.
 """
@@ -162,8 +162,9 @@ def dynamic_map(signed: bool = True, max_exponent_bits: int = 7, total_bits: int
     .. math::  v = \pm 10^{\,i - (E-1)} \cdot \frac{b_j + b_{j+1}}{2}, \quad
                b = \operatorname{linspace}(0.1, 1, 2^{i}+1),\; i = 0..E-1
 
-    plus 0 and 1 (E = ``max_exponent_bits``). A decimal exponent picks the decade, the rest of
-    the bits a linear fraction inside it: fine steps near 0, coarse near 1, a range of 10^-7..1.
+    plus 0 and 1 (:math:`E` = ``max_exponent_bits``). A decimal exponent picks the decade, the
+    rest of the bits a linear fraction inside it: fine steps near 0, coarse near 1, a range of
+    :math:`10^{-7}` to 1.
     """
     data: list[float] = []
     non_sign_bits = total_bits - 1
@@ -454,7 +455,7 @@ def decode_iq4_nl(raw):
     .. math::  \hat{x}_j = d \cdot v_{q_j}, \qquad q_j = \text{low nibble of byte } j,\;
                q_{j+16} = \text{high nibble of byte } j \quad (j = 0..15)
 
-    with d the block's little-endian fp16 scale (first 2 bytes) and :math:`v` =
+    with :math:`d` the block's little-endian fp16 scale (first 2 bytes) and :math:`v` =
     ``IQ4_NL_VALUES``. Shape (..., 18·k) -> (..., 32·k), like ``gguf.quants.dequantize``.
     """
     blocks = _raw_blocks(raw, IQ4_NL_BLOCK_BYTES)
@@ -505,10 +506,11 @@ def encode_iq4_nl(x, ntry: int = 7):
     .. math::  L_j(d) = \arg\min_k |x_j/d - v_k|, \qquad
                d^* = \frac{\sum_j w_j v_{L_j} x_j}{\sum_j w_j v_{L_j}^2}
 
-    tried for the starting scale :math:`d = m / v_0` (m = the block's value of largest magnitude,
-    sign kept) and, with ``ntry`` > 0, for :math:`1/d = (t + v_0)/m`, t = -ntry..ntry; the
+    tried for the starting scale :math:`d = m / v_0` (:math:`m` the block's value of largest
+    magnitude, sign kept) and, with ``ntry`` > 0, for :math:`1/d = (t + v_0)/m` with
+    :math:`t = -n_{try}, \dots, n_{try}`; the
     trial with the largest :math:`(\sum w v x)^2 / \sum w v^2` wins, the codes are then chosen
-    again for the winner, and d is stored as fp16. ``ntry=7`` is ``quantize_iq4_nl`` (what
+    again for the winner, and :math:`d` is stored as fp16. ``ntry=7`` is ``quantize_iq4_nl`` (what
     llama-quantize writes without an imatrix); ``ntry=-1`` is ``quantize_row_iq4_nl_ref``
     (one trial, the first codes kept). Ties between codes go to the upper one
     (``best_index_int8``). Sums are accumulated in float32 in index order, without fused

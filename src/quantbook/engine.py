@@ -16,7 +16,10 @@ Three parts, each small:
   roofline (:func:`copy_bandwidth`, :func:`matmul_throughput`) and :func:`machine_info` (CPU
   model, capability, threads, versions): every timing depends on them.
 
-``torch``, ``onnx`` and ``onnxruntime`` are imported only by the functions that need them.
+``torch``, ``onnx`` and ``onnxruntime`` are imported only by the functions that need them. What
+these docstrings say about ONNX Runtime (its layouts, defaults and arithmetic) is that of onnx
+1.23 and onnxruntime 1.31, the versions the tests check it against; :func:`machine_info`
+records the versions of a run.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ class BlockFormat:
 
     @property
     def bits_per_weight(self) -> float:
-        """Storage in bits per value, 8 · block_bytes / block_size, every scale and min included."""
+        """Storage in bits per value, ``8 * block_bytes / block_size``, scales and mins included."""
         return 8 * self.block_bytes / self.block_size
 
 

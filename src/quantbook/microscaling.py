@@ -203,8 +203,11 @@ def encode_mxfp4(x):
     with :math:`v_c` the E2M1 values; an all-zero block has :math:`e = 0`. Ties go to the smaller
     magnitude (the OCP spec rounds to nearest even). Values up to :math:`7X` clip to :math:`6X`.
 
-    Raises ValueError for a block whose largest magnitude is nonzero but below 2^-125: ggml's
-    e would be negative and wrap around in its uint8 cast.
+    Raises
+    ------
+    ValueError
+        For a block whose largest magnitude is nonzero but below :math:`2^{-125}`: ggml's
+        :math:`e` would be negative and wrap around in its uint8 cast.
     """
     blocks = float_blocks(x, MXFP4_BLOCK)
     return like(unblock(in_pieces(_encode_mxfp4_blocks, blocks, MXFP4_BYTES)), x)

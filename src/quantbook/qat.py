@@ -328,7 +328,7 @@ def lsq_fake_quantize(x, step, bits: int = 8, signed: bool = True,
 
     Backward: :func:`lsq_gradients` (the STE for ``x``, LSQ's formula for ``S``). ``step`` is
     a positive tensor of ``x``'s dtype, a scalar or one per slice of ``x``; make it a
-    ``torch.nn.Parameter`` to train it. ``signed=False`` (codes 0 ... 2^b - 1) suits
+    ``torch.nn.Parameter`` to train it. ``signed=False`` (codes 0 to :math:`2^b - 1`) suits
     activations after a ReLU.
     """
     torch = _torch()

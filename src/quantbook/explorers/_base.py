@@ -192,7 +192,7 @@ def sample(a: np.ndarray, max_points: int = MAX_POINTS, seed: int = 0) -> np.nda
     """At most ``max_points`` values of ``a`` (flat), always keeping its smallest and largest.
 
     Deterministic (seeded) and in the original order, so the histogram and every range computed
-    from the sample (min, max, max |x|) equal those of the full data.
+    from the sample (min, max, ``max |x|``) equal those of the full data.
     """
     if a.size <= max_points:
         return a
