@@ -1,12 +1,12 @@
-r"""Affine (zero-point) quantization: a real interval mapped onto the integers.
+r"""Affine (zero-point) quantization: a real interval mapped onto the integers (chapter 2).
 
-A real value x and its integer code q are tied by
+A real value :math:`x` and its integer code :math:`q` are tied by
 
 .. math::  x \approx S\,(q - Z)
 
 with the scale :math:`S` (real units per integer step) and the zero point :math:`Z` (the integer
-that stands for 0.0). Rounding is round half to even, as in NumPy and PyTorch; the zero point is an
-integer, so 0.0 is always exactly representable.
+that stands for 0.0). Rounding is round half to even, as in NumPy and PyTorch (torch 2.13); the zero
+point is an integer, so 0.0 is always exactly representable.
 
 Two conventions from elsewhere are here too, because the book compares them:
 
@@ -230,7 +230,7 @@ def dequantize(q, scale, zero_point):
 
     .. math::  \hat{x} = S\,(q - Z)
 
-    Computed as ``float32(S) * float32(q - Z)`` (what PyTorch does for a float32 tensor).
+    Computed as ``float32(S) * float32(q - Z)`` (what PyTorch 2.13 does for a float32 tensor).
     ``q`` holds whole numbers; ``scale`` and ``zero_point`` (an int32 number) broadcast against
     it without growing it. A result beyond float32's range is a ``ValueError``.
     """

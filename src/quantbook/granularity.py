@@ -1,4 +1,5 @@
-"""Granularity (how many values share a scale) and calibration (which range the scale covers).
+"""Granularity (how many values share a scale) and calibration (which range the scale covers;
+chapter 4).
 
 Granularity: ``"per-tensor"`` (one scale), ``"per-channel"`` (one per slice along ``axis``, e.g.
 per output row of a weight matrix), ``"per-group"`` (one per ``group_size`` consecutive values

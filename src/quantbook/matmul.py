@@ -1,4 +1,4 @@
-r"""Integer-only matrix multiplication (Jacob et al., 2018).
+r"""Integer-only matrix multiplication (Jacob et al., 2018; chapter 7).
 
 With :math:`x \approx S(q - Z)` for the two inputs and the output,
 

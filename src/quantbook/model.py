@@ -1,4 +1,4 @@
-r"""Quantize every linear layer of a torch model, and count the bytes it would take.
+r"""Quantize every linear layer of a torch model, and count the bytes it would take (chapter 7).
 
 This is **weight-only fake quantization**: each ``nn.Linear`` weight :math:`W` is quantized with
 :mod:`quantbook.symmetric` and immediately dequantized,

@@ -1,4 +1,4 @@
-r"""Quantization-aware training: fake quantization that a network can be trained through.
+r"""Quantization-aware training: fake quantization a network can be trained through (chapter 13).
 
 The forward pass rounds, exactly as :func:`quantbook.affine.fake_quantize`:
 

@@ -1,4 +1,5 @@
-r"""Symmetric (absmax) quantization: zero point fixed at 0, the scale set by the largest ``|x|``.
+r"""Symmetric (absmax) quantization: zero point fixed at 0, the scale set by the largest ``|x|``
+(chapter 3).
 
 .. math::  S = \frac{\max |x|}{2^{b-1} - 1}, \qquad
            q = \operatorname{clamp}(\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1),
@@ -7,7 +8,7 @@ r"""Symmetric (absmax) quantization: zero point fixed at 0, the scale set by the
 The *restricted* range [-127, 127] (8 bits) is symmetric, so ``-x`` quantizes to ``-q`` exactly,
 at the price of never using the code -128. The *full* range [-128, 127]
 (:func:`quantize_full_range`) uses every code with a slightly smaller scale,
-``S = max|x| / 127.5`` (as PyTorch's symmetric ``MinMaxObserver``).
+``S = max|x| / 127.5`` (as PyTorch 2.13's symmetric ``MinMaxObserver``).
 
 Granularity: one scale for the whole tensor (default), one per slice along ``axis``
 (per-channel), or one per ``group_size`` consecutive values along the last axis (per-group).

@@ -1,4 +1,4 @@
-"""Live explorers for the book: sliders whose arithmetic runs in the browser.
+"""Live explorers for the book: sliders whose arithmetic runs in the browser (chapters 1-8).
 
 Each explorer is an `anywidget <https://anywidget.dev>`_ widget. Its JavaScript ships inside
 this package (``*.js`` next to this file) and is sent to the page with the widget, never fetched,
