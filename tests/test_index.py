@@ -19,6 +19,13 @@ from quantbook.embeddings import quantize_embeddings
 from quantbook.retrieval import integer_dot, search_dot, search_hamming
 
 PRECISIONS = ("float32", "float8", "int8", "uint8", "binary", "ubinary")
+try:
+    import faiss  # noqa: F401
+
+    HAVE_FAISS = True
+except ImportError:  # pragma: no cover - faiss-cpu is in the test requirements
+    HAVE_FAISS = False
+ENGINES = ("numpy", "faiss") if HAVE_FAISS else ("numpy",)
 
 
 def _unit_vectors(n, d, seed):
@@ -69,9 +76,11 @@ def test_index_is_the_one_retrieval_exports_once_it_does():
 @pytest.mark.parametrize("k", [1, 5, 10])
 def test_search_equals_the_plain_functions(precision, k):
     corpus, queries = _data(precision, 700, 30, 384, seed=k)
-    index = Index(corpus, precision)
-    assert index.metric == ("hamming" if precision in ("binary", "ubinary") else "dot")
-    _assert_same(index.search(queries, k), _plain(precision, queries, corpus, k))
+    hamming = precision in ("binary", "ubinary")
+    for engine in ENGINES if hamming else ("auto",):
+        index = Index(corpus, precision, engine)
+        assert index.metric == ("hamming" if hamming else "dot")
+        _assert_same(index.search(queries, k), _plain(precision, queries, corpus, k))
 
 
 @settings(max_examples=60, deadline=None)
@@ -88,7 +97,9 @@ def test_search_equals_the_plain_functions_on_arbitrary_sizes(
 ):
     # few dimensions and bits: many tied scores, also straddling the k-th place
     corpus, queries = _data(precision, n_corpus, n_queries, dim, seed)
-    _assert_same(Index(corpus, precision).search(queries, k), _plain(precision, queries, corpus, k))
+    expected = _plain(precision, queries, corpus, k)
+    for engine in ENGINES if precision in ("binary", "ubinary") else ("auto",):
+        _assert_same(Index(corpus, precision, engine).search(queries, k), expected)
 
 
 @settings(max_examples=40, deadline=None)
@@ -103,12 +114,67 @@ def test_hamming_on_random_bytes_equals_search_hamming(bits, n_corpus, k, seed):
     corpus = rng.integers(0, 256, (n_corpus, bits // 8), dtype=np.uint8)
     corpus[rng.integers(0, n_corpus, n_corpus // 3)] = corpus[0]  # ties
     queries = np.concatenate([corpus[:2], rng.integers(0, 256, (5, bits // 8), dtype=np.uint8)])
-    _assert_same(Index(corpus, "ubinary").search(queries, k), search_hamming(queries, corpus, k))
-    signed = corpus.view(np.int8)
-    _assert_same(
-        Index(signed, "binary").search(queries.view(np.int8), k),
-        search_hamming(queries.view(np.int8), signed, k),
-    )
+    for engine in ENGINES:
+        _assert_same(
+            Index(corpus, "ubinary", engine).search(queries, k), search_hamming(queries, corpus, k)
+        )
+        signed = corpus.view(np.int8)
+        _assert_same(
+            Index(signed, "binary", engine).search(queries.view(np.int8), k),
+            search_hamming(queries.view(np.int8), signed, k),
+        )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hamming_ties_beyond_what_faiss_returns_are_still_exact(engine):
+    rng = np.random.default_rng(15)
+    corpus = np.repeat(rng.integers(0, 256, (3, 48), dtype=np.uint8), 100, axis=0)
+    rng.shuffle(corpus)  # 300 codes, 100 copies of each: ties run far past k + extra
+    queries = np.concatenate([corpus[:4], rng.integers(0, 256, (4, 48), dtype=np.uint8)])
+    for k in (1, 10, 150, 299):
+        _assert_same(
+            Index(corpus, "ubinary", engine).search(queries, k), search_hamming(queries, corpus, k)
+        )
+
+
+class _AdversarialNearest:
+    """A stand-in for faiss: a valid kk-nearest answer that keeps the LARGEST ids among ties at
+    the kk-th place, returned unordered. The faiss engine must still give the exact answer."""
+
+    def __init__(self, codes):
+        self.codes = codes
+
+    def search(self, queries, kk):
+        dist = np.unpackbits(queries[:, None, :] ^ self.codes[None], axis=-1).sum(-1)
+        dist = dist.astype(np.int32)
+        ids = np.arange(len(self.codes))
+        order = np.lexsort((-ids[None, :].repeat(len(queries), 0), dist))[:, :kk]
+        order = np.random.default_rng(0).permuted(order, axis=1)
+        return np.take_along_axis(dist, order, axis=1), order.astype(np.int64)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_corpus=st.integers(1, 400), k=st.integers(1, 130), seed=st.integers(0, 2**16))
+def test_the_faiss_engine_is_exact_whatever_ties_the_nearest_search_keeps(n_corpus, k, seed):
+    rng = np.random.default_rng(seed)
+    # 8-bit codes drawn from four values: ties at the k-th place run far past k + extra
+    corpus = rng.choice(rng.integers(0, 256, (4, 1), dtype=np.uint8), n_corpus)
+    queries = rng.integers(0, 256, (6, 1), dtype=np.uint8)
+    index = Index(corpus, "ubinary", "numpy")
+    index._faiss = _AdversarialNearest(corpus)
+    assert index.engine == "faiss"
+    _assert_same(index.search(queries, k), search_hamming(queries, corpus, k))
+
+
+def test_engines():
+    codes = quantize_embeddings(_unit_vectors(10, 16, 16), "ubinary")
+    assert Index(codes, "ubinary", "numpy").engine == "numpy"
+    assert Index(codes, "ubinary").engine == ("faiss" if HAVE_FAISS else "numpy")
+    assert Index(_unit_vectors(10, 16, 16)).engine == "numpy"  # dot products: always NumPy
+    with pytest.raises(ValueError, match="engine must be"):
+        Index(codes, "ubinary", "torch")
+    with pytest.raises(ValueError, match="engine='faiss' is for binary/ubinary"):
+        Index(_unit_vectors(10, 16, 16), engine="faiss")
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -258,7 +324,8 @@ def test_queries_in_several_blocks_give_the_same_answer(monkeypatch):
     for precision in ("int8", "uint8", "ubinary"):
         corpus, queries = _data(precision, 300, 9, 48, seed=13)
         _assert_same(
-            Index(corpus, precision).search(queries, 7), _plain(precision, queries, corpus, 7)
+            Index(corpus, precision, "numpy").search(queries, 7),
+            _plain(precision, queries, corpus, 7),
         )
     corpus, queries = _data("float32", 300, 9, 48, seed=13)
     ids, scores = Index(corpus).search(queries, 7)

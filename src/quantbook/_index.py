@@ -92,6 +92,14 @@ class Index:
     precision : one of "float32", "float8", "int8", "uint8", "binary", "ubinary", or None
         (only for float corpora: "float32", or "float8" for an ml_dtypes float8 array). int8 and
         uint8 arrays are ambiguous (codes or packed bits), so for them it must be given.
+    engine : "auto", "numpy" or "faiss"
+        Who computes Hamming distances. "numpy": XOR and popcount on 64-bit words, here.
+        "faiss": faiss's ``IndexBinaryFlat`` (C++; its OpenMP threads as the caller set them),
+        asked for a few more than k neighbours so that every code tied with the k-th is among
+        them, then ordered by (distance, id): the same answer as "numpy", checked per query
+        (a query whose ties run past what faiss returned is answered by "numpy"). "auto": faiss
+        when it is installed, else NumPy. Dot products always use NumPy's BLAS matmul, whose
+        float32 rounding is the one :func:`quantbook.retrieval.search_dot` gives.
 
     Scores (what :meth:`search` returns beside the ids):
 
@@ -105,7 +113,9 @@ class Index:
     exactly as :func:`quantbook.retrieval.search_dot` and ``search_hamming`` return them.
     """
 
-    def __init__(self, corpus, precision: str | None = None):
+    def __init__(self, corpus, precision: str | None = None, engine: str = "auto"):
+        if engine not in ("auto", "numpy", "faiss"):
+            raise ValueError(f"engine must be 'auto', 'numpy' or 'faiss', got {engine!r}")
         c = to_numpy(corpus, "corpus")
         if precision is None:
             precision = _infer_precision(c)
@@ -116,6 +126,11 @@ class Index:
         self.precision = precision
         self.metric = "hamming" if precision in _HAMMING else "dot"
         self.ntotal, self.dim = c.shape  # dim: values per vector, or bytes per packed code
+        if engine == "faiss" and self.metric == "dot":
+            raise ValueError(
+                "engine='faiss' is for binary/ubinary codes; dot products use NumPy's matmul"
+            )
+        self._faiss = None
         self._torch = is_tensor(corpus)
         if precision in ("float32", "float8"):
             if not _is_float(c.dtype):
@@ -146,6 +161,7 @@ class Index:
             packed = as_packed_bytes(c, "corpus")
             # (words, m): word w of every code side by side, so each step is one long, flat loop
             data = np.ascontiguousarray(_words(packed).T)
+            self._faiss = _faiss_index(packed, engine)
         data.setflags(write=False)
         self._data = data
 
@@ -160,8 +176,16 @@ class Index:
     def __len__(self) -> int:
         return self.ntotal
 
+    @property
+    def engine(self) -> str:
+        """Who computes the scores: "faiss" or "numpy"."""
+        return "numpy" if self._faiss is None else "faiss"
+
     def __repr__(self) -> str:
-        return f"Index({self.ntotal} x {self.dim}, precision={self.precision!r})"
+        return (
+            f"Index({self.ntotal} x {self.dim}, precision={self.precision!r}, "
+            f"engine={self.engine!r})"
+        )
 
     # --- queries ------------------------------------------------------------------------------
     def _queries(self, queries) -> np.ndarray:
@@ -211,7 +235,9 @@ class Index:
         ids = np.zeros((n, k), dtype=np.int64)
         scores = np.zeros((n, k), dtype=score_dtype)
         if n and k:
-            if self.metric == "hamming":
+            if self.metric == "hamming" and self._faiss is not None:
+                self._search_faiss(q, k, ids, scores)
+            elif self.metric == "hamming":
                 self._search_hamming(q, k, ids, scores)
             else:
                 self._search_dot(q, k, ids, scores)
@@ -266,6 +292,46 @@ class Index:
             i, v = _best_k(dist, k, largest=False)
             ids[start : start + block] = i
             scores[start : start + block] = v
+
+    def _search_faiss(self, q: np.ndarray, k: int, ids: np.ndarray, scores: np.ndarray) -> None:
+        """faiss's k + extra nearest, made exact: ties at the k-th distance go to the smaller id.
+
+        faiss keeps the kk nearest codes in a heap; which of several codes tied at the last
+        place it keeps is not specified. If the kk-th distance is larger than the k-th, every
+        code at distance <= the k-th is among the kk (a missing one would be nearer than the
+        kk-th), so sorting them by (distance, id) gives the exact k best. Rows where the tie at
+        the k-th place runs to the kk-th go to the NumPy path.
+        """
+        kk = min(self.ntotal, 2 * k + 16)
+        packed = np.ascontiguousarray(q.view(np.uint8)[:, : self.dim])
+        dist, found = self._faiss.search(packed, kk)
+        order = np.lexsort((found, dist))  # each row by (distance, id)
+        dist = np.take_along_axis(dist, order, axis=1)
+        found = np.take_along_axis(found, order, axis=1)
+        ids[:] = found[:, :k]
+        scores[:] = dist[:, :k]
+        if kk < self.ntotal:
+            unsure = np.flatnonzero(dist[:, kk - 1] == dist[:, k - 1])
+            if unsure.size:
+                i, s = ids[unsure], scores[unsure]
+                self._search_hamming(q[unsure], k, i, s)
+                ids[unsure], scores[unsure] = i, s
+
+
+def _faiss_index(packed: np.ndarray, engine: str):
+    """A faiss ``IndexBinaryFlat`` holding a copy of the codes, or None for the NumPy engine."""
+    if engine == "numpy":
+        return None
+    try:
+        import faiss
+    except ImportError:
+        if engine == "faiss":
+            raise ImportError("engine='faiss' needs the faiss-cpu package") from None
+        return None
+    index = faiss.IndexBinaryFlat(8 * packed.shape[1])
+    if packed.shape[0]:
+        index.add(np.ascontiguousarray(packed))  # faiss copies the codes
+    return index
 
 
 def _best_k(s: np.ndarray, k: int, largest: bool):
