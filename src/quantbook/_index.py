@@ -10,7 +10,10 @@ the style of faiss (``IndexFlatIP``, ``IndexBinaryFlat``)::
     ids, scores = index.search(query_codes, k=10)
 
 and gives the same answers as the plain functions, bit for bit: the same ids and scores, best
-first, ties to the smaller corpus id. The metric follows the corpus:
+first, ties to the smaller corpus id. (Float scores come from the same BLAS call as in
+``search_dot`` on a C-contiguous corpus, the usual layout; ``search_dot`` hands BLAS any other
+layout as it is, which may round a score differently in the last bit.) The metric follows the
+corpus:
 
 - float32 / float16 / float8 vectors: the float32 dot product q·c, largest first;
 - int8 codes: the integer dot product Σ q_i c_i; uint8 codes: the same on 2q − 255 (int32);
@@ -258,11 +261,15 @@ class Index:
                 raise ValueError("the dot products would overflow int32 accumulation")
             if bound >= _FLOAT32_EXACT:  # rare (uint8 codes near the ends): exact in float64
                 q = q.astype(np.float64)
-        block = self._query_block(q.itemsize)
+        # Float scores: one matmul over all the queries, the very BLAS call search_dot makes (a
+        # block of rows can round a score differently in the last bit). Integer scores are exact
+        # whichever way they are summed, so they go a block of queries at a time (less memory).
+        floats = self.precision in ("float32", "float8")
+        block = q.shape[0] if floats else self._query_block(q.itemsize)
         for start in range(0, q.shape[0], block):
             with np.errstate(over="ignore"):  # an overflow to inf is raised just below
                 s = q[start : start + block] @ corpus.T  # the same BLAS call as search_dot
-            if self.precision in ("float32", "float8"):
+            if floats:
                 check_finite(s, "scores")  # finite inputs can still overflow to inf
             i, v = _best_k(s, k, largest=True)
             ids[start : start + block] = i
