@@ -345,6 +345,14 @@ def test_hamming_distances_equal_faiss_index_binary_flat():
         np.testing.assert_array_equal(ids[row][below], f_ids[row][below])
 
 
+def test_plain_numbers_are_float32_embeddings_as_in_search_dot():
+    corpus = [[1, 0, 2], [0, 3, 0], [2, 0, 4], [1, 0, 2]]  # int64 lists: float32 vectors
+    queries = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]])  # float64: float32 too
+    index = Index(corpus)
+    assert index.precision == "float32"
+    _assert_same(index.search(queries, 3), search_dot(queries, np.array(corpus), 3))
+
+
 def test_an_empty_corpus_gives_empty_results_as_search_dot_does():
     corpus = np.zeros((0, 8), np.float32)
     _assert_same(

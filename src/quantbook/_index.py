@@ -52,9 +52,16 @@ def _is_float(dtype: np.dtype) -> bool:
     return dtype.kind == "f" or dtype.name.startswith(("float8", "bfloat16"))
 
 
+def _plain_numbers(dtype: np.dtype) -> bool:
+    """Floats, or other numbers search_dot would turn into float32 (not int8/uint8 codes)."""
+    return _is_float(dtype) or (dtype.kind in "iub" and dtype not in (np.int8, np.uint8))
+
+
 def _infer_precision(a: np.ndarray) -> str:
-    if _is_float(a.dtype):
-        return "float8" if a.dtype.name.startswith("float8") else "float32"
+    if a.dtype.name.startswith("float8"):
+        return "float8"
+    if _plain_numbers(a.dtype):
+        return "float32"
     if a.dtype in (np.int8, np.uint8):
         raise TypeError(
             f"precision must be given for a {a.dtype} corpus: 'int8'/'uint8' for codes searched "
@@ -136,7 +143,7 @@ class Index:
         self._faiss = None
         self._torch = is_tensor(corpus)
         if precision in ("float32", "float8"):
-            if not _is_float(c.dtype):
+            if not _plain_numbers(c.dtype):
                 raise TypeError(
                     f"corpus must hold float embeddings for precision {precision!r}, "
                     f"got dtype {c.dtype}"
@@ -202,7 +209,7 @@ class Index:
             what = "bytes per code" if self.metric == "hamming" else "dimension"
             raise ValueError(f"queries must have the corpus's {what}, {self.dim}, got {q.shape[1]}")
         if self.precision in ("float32", "float8"):
-            if q.dtype in (np.int8, np.uint8) or not (_is_float(q.dtype) or q.dtype.kind in "iub"):
+            if not _plain_numbers(q.dtype):
                 raise TypeError(
                     f"queries must be float embeddings for a {self.precision} index, "
                     f"got dtype {q.dtype}"
