@@ -27,6 +27,7 @@ COLAB_PACKAGES = [
     "torch",
     "transformers",
     "sentence-transformers",
+    "scikit-learn",  # Colab ships it; chapter 13 trains on its bundled digits
     "ipykernel",
     "pytest",
     "nbmake",

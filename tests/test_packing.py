@@ -1,5 +1,9 @@
 """quantbook.packing: nibble orders, identity, bad input, and cross-checks with ml_dtypes/torch."""
 
+import os
+import subprocess
+import sys
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -88,18 +92,82 @@ def test_ml_dtypes_truncates_and_wraps_where_quantbook_refuses():
         pack_int4(np.array([7.9]))
 
 
-@pytest.mark.parametrize("rows, order", [(16, "low-first"), (32, "gguf")])
-def test_torch_cpu_int4pack_uses_low_first_and_split_halves(rows, order):
-    # torch 2.13's (private) CPU int4 matmul weight packer, measured: for each column k the
-    # values w[:, k] of a tile of rows fill consecutive bytes. A 16-row tile pairs rows
-    # (2i, 2i+1) low-first; a 32-row tile pairs rows (j, j+16), GGUF's split halves.
+# torch's (private) CPU int4 weight packer, `_convert_weight_to_int4pack_for_cpu`, lays out a
+# tile of rows by the CPU capability torch dispatches to (aten/src/ATen/native/cpu/
+# int4mm_kernel.cpp, `weight_to_int4pack_kernel`, torch 2.13): the rows are cut into tiles of
+# TILE rows; a full tile pairs row j with row j + TILE/2 (quantbook's "planar" order over the
+# tile: GGUF's split halves for 32 rows), a partial tile (and every tile of the scalar DEFAULT
+# kernel) pairs neighbouring rows low-first. Measured: an AMD EPYC that reports "AVX2" packs a
+# 32-row tile as split halves; AVX512 machines (Intel Xeon, AMD EPYC Zen 4) pair its neighbours.
+INT4PACK_LAYOUT = {  # capability -> (rows per tile, order of a full tile)
+    "DEFAULT": (32, "low-first"),
+    "AVX2": (32, "planar"),
+    "AVX512": (64, "planar"),
+}
+
+
+def expected_int4pack(w, capability):
+    """The bytes torch's CPU int4 packer gives for the (N, K) uint4 matrix w, as quantbook packs."""
+    tile, full_order = INT4PACK_LAYOUT[capability]
+    out = []
+    for start in range(0, w.shape[0], tile):
+        rows = w[start : start + tile]
+        order = full_order if rows.shape[0] == tile else "low-first"
+        out.append(pack_int4(rows.T, signed=False, order=order).reshape(-1))  # (K, rows/2)
+    return np.concatenate(out)
+
+
+def _int4pack_op():
     op = getattr(torch.ops.aten, "_convert_weight_to_int4pack_for_cpu", None)
     if op is None:
         pytest.skip("this torch build has no CPU int4pack op")
+    return op
+
+
+@pytest.mark.parametrize("rows", [16, 32, 48, 64, 96, 128])
+def test_torch_cpu_int4pack_layout_of_this_cpu_capability(rows):
+    op = _int4pack_op()
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in INT4PACK_LAYOUT:
+        pytest.skip(f"int4pack layout not known for CPU capability {capability!r}")
     w = np.random.default_rng(5).integers(0, 16, size=(rows, 64))
     packed = op(torch.from_numpy(w).to(torch.int32), 1).numpy()
-    ours = pack_int4(w.T, signed=False, order=order)  # (k, rows/2)
-    np.testing.assert_array_equal(packed.reshape(-1), ours.reshape(-1))
+    assert packed.shape == (rows, 32)  # K/2 bytes per row, whatever the layout
+    np.testing.assert_array_equal(packed.reshape(-1), expected_int4pack(w, capability))
+
+
+def test_int4pack_layouts_differ_where_the_capabilities_do():
+    # The 32-row tile is where AMD AVX2 and Intel AVX-512 machines disagree (issue 10).
+    w = np.random.default_rng(5).integers(0, 16, size=(32, 64))
+    split = pack_int4(w.T, signed=False, order="gguf").reshape(-1)
+    assert np.array_equal(expected_int4pack(w, "AVX2"), split)
+    assert not np.array_equal(expected_int4pack(w, "AVX512"), split)
+    assert np.array_equal(expected_int4pack(w, "AVX512"), expected_int4pack(w, "DEFAULT"))
+
+
+_PROBE = """
+import numpy as np, torch
+w = np.random.default_rng(5).integers(0, 16, size=(128, 64))
+p = torch.ops.aten._convert_weight_to_int4pack_for_cpu(torch.from_numpy(w).to(torch.int32), 1)
+np.save({path!r}, p.numpy())
+print(torch.backends.cpu.get_cpu_capability())
+"""
+
+
+@pytest.mark.parametrize("requested", ["default", "avx2", "avx512"])
+def test_torch_cpu_int4pack_layout_under_each_capability(requested, tmp_path):
+    # ATEN_CPU_CAPABILITY makes torch dispatch to a lower kernel than the CPU allows, so one
+    # machine checks every layout it can run. torch reports the capability it actually uses.
+    _int4pack_op()
+    path = str(tmp_path / "packed.npy")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": requested}
+    run = subprocess.run([sys.executable, "-c", _PROBE.format(path=path)], env=env,
+                         capture_output=True, text=True, timeout=120, check=True)
+    capability = run.stdout.split()[-1]
+    if capability not in INT4PACK_LAYOUT:
+        pytest.skip(f"int4pack layout not known for CPU capability {capability!r}")
+    w = np.random.default_rng(5).integers(0, 16, size=(128, 64))
+    np.testing.assert_array_equal(np.load(path).reshape(-1), expected_int4pack(w, capability))
 
 
 @pytest.mark.parametrize("order", ORDERS)

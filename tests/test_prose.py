@@ -39,19 +39,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Files still owned by the prose strand for chapters 5-7, the lab and the course pages (prose-b).
 # The coordinator empties this list after merging that strand (see the module docstring).
-PENDING = {
-    "notebooks/05_packing_int4.ipynb",
-    "notebooks/06_embedding_quantization.ipynb",
-    "notebooks/07_quantized_model.ipynb",
-    "notebooks/lab_quantization.ipynb",
-    "book/course/syllabus.md",
-    "book/course/instructor-guide.md",
-    "book/libraries.md",
-}
+PENDING: set[str] = set()
 
 # The small allowlist: (file or "*" for every file, exact literal as it appears, reason).
 # A literal is allowed only where the prose *defines* or *quotes* it; a measured number is glued.
 ALLOWED = [
+    ("book/course/syllabus.md", "90 minutes", "the length of a session: a definition of the plan"),
+    ("book/course/syllabus.md", "40 minutes", "the lecture part of a session, as planned"),
+    ("book/course/syllabus.md", "50 minutes", "the lab part of a session, as planned"),
+    ("book/course/syllabus.md", "10 percent", "a grade weight and the late penalty: definitions"),
+    ("book/course/instructor-guide.md", "90 minutes", "the length of a session, as planned"),
+    ("book/course/instructor-guide.md", "55 percent", "grade weights, as the syllabus defines"),
+    ("book/course/instructor-guide.md", "30 percent", "the project's grade weight: a definition"),
     ("*", "0.0", "the real number zero, as opposed to the integer code 0"),
     ("*", "0.5", "a half, in the examples of round half to even"),
     ("notebooks/02_affine_quantization.ipynb", "3.1",
@@ -285,12 +284,15 @@ def test_echo_detector():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
 def test_check_cells_do_not_echo_a_value(path):
+    if rel(path) in SHOWS_POINTS:
+        pytest.skip("the graded lab's checks return points, shown under the cell on purpose")
     bad = [i for i, (kind, src) in enumerate(cells(path))
            if kind == "code" and last_statement_echoes_check(src)]
     pending(path, [f"cell {i}" for i in bad])
     assert not bad, f"{rel(path)}: cells {bad} end with a bare check_*() call; end it with ';'"
 
 
+SHOWS_POINTS = {"notebooks/lab_quantization.ipynb"}
 EXERCISE = re.compile(r"^:::+\s*\{exercise\}.*?^:label:\s*(\S+)", re.S | re.M)
 SOLUTION = re.compile(r"^:::+\s*\{solution\}\s+(\S+)", re.M)
 CHECK_CALL = re.compile(r"^\s*(?:\w+\s*=\s*)?check_\w+\(", re.M)

@@ -14,6 +14,12 @@ Two conventions from elsewhere are here too, because the book compares them:
   tutorials: :func:`quantize_with_scale_factor`, :func:`dequantize_with_scale_factor`;
 * the zero point truncated with Python's ``int()`` instead of rounded:
   :func:`zero_point_truncated`.
+
+Bad input is an error, never a silent result (the rules live in :mod:`quantbook._arrays`): a
+scale must be a number float32 holds (reconstructions are float32, so a scale of 1e39 or 1e-320,
+or a range [x_min, x_max] whose scale would be one, is a ``ValueError``); a zero point is a whole
+number in the code range; ``scale`` and ``zero_point`` broadcast against ``x`` but never make the
+result larger than ``x``; ``signed`` is ``True`` or ``False``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,22 @@ import math
 
 import numpy as np
 
-from quantbook._arrays import check_bits, like, to_numpy, to_real, work_dtype
+from quantbook._arrays import (
+    FLOAT32_RANGE_TEXT,
+    INT32_RANGE,
+    check_bits,
+    check_flag,
+    check_one_grows,
+    check_param_shape,
+    check_scale,
+    check_zero_point,
+    float32_misfit,
+    is_tensor,
+    like,
+    to_numpy,
+    to_real,
+    work_dtype,
+)
 
 __all__ = [
     "qrange",
@@ -53,7 +74,7 @@ def qrange(bits: int = 8, signed: bool = True) -> tuple[int, int]:
     ((-128, 127), (0, 255), (-8, 7))
     """
     bits = check_bits(bits)
-    if signed:
+    if check_flag(signed, "signed"):
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
@@ -63,26 +84,46 @@ def _container(signed: bool) -> type:
     return np.int8 if signed else np.uint8
 
 
-def _scale_array(scale) -> np.ndarray:
-    s = to_real(scale, "scale")
-    if s.size and not (s > 0).all():
-        raise ValueError("scale must be positive (real units per integer step), got a value <= 0")
-    return s
+def _scale_array(scale, name: str = "scale") -> np.ndarray:
+    return check_scale(scale, name)
 
 
 def _zero_point_array(zero_point, qmin: int | None = None, qmax: int | None = None) -> np.ndarray:
-    z = to_real(zero_point, "zero_point")
-    if z.dtype.kind == "f":
-        if z.size and not (z == np.rint(z)).all():
-            raise ValueError("zero_point must be a whole number (an integer code)")
-        z = z.astype(np.int64)
-    z = z.astype(np.int64, copy=False)
-    if qmin is not None and z.size and not ((z >= qmin) & (z <= qmax)).all():
+    # Without a code range (dequantize), a zero point must still be an int32 number.
+    if qmin is None:
+        qmin, qmax = INT32_RANGE
+    return check_zero_point(zero_point, qmin, qmax)
+
+
+def _codes(q, name: str = "q") -> np.ndarray:
+    """Integer codes (any integer dtype, or floats holding whole numbers) within int32's range,
+    unconverted."""
+    a = to_real(q, name)
+    if a.dtype.kind == "f" and a.size and not (a == np.rint(a)).all():
+        raise ValueError(f"{name} must hold integer codes (whole numbers), got non-integer values")
+    if a.itemsize > 1 and a.size and (a.min() < INT32_RANGE[0] or a.max() > INT32_RANGE[1]):
+        raise ValueError(f"{name} must hold integer codes within int32's range")
+    return a
+
+
+def _range_ends(x_min, x_max) -> tuple[np.ndarray, np.ndarray]:
+    """The range ends as float64, checked, widened to contain 0 and broadcast together."""
+    lo = to_real(x_min, "x_min").astype(np.float64)
+    hi = to_real(x_max, "x_max").astype(np.float64)
+    check_one_grows({"x_min": lo.shape, "x_max": hi.shape})
+    if np.any(lo > hi):
+        raise ValueError("x_min must not exceed x_max")
+    return np.broadcast_arrays(np.minimum(lo, 0.0), np.maximum(hi, 0.0))
+
+
+def _check_range_scale(scale: np.ndarray) -> None:
+    """A nonzero range must give a scale float32 can hold (zero-width ranges get 1.0)."""
+    bad = float32_misfit(scale)
+    if bad is not None:
         raise ValueError(
-            f"zero_point must lie in the integer range [{qmin}, {qmax}] so that 0.0 is "
-            f"representable, got {z.min()}..{z.max()}"
+            f"x_min and x_max span a range whose scale {bad:g} float32 cannot hold "
+            f"({FLOAT32_RANGE_TEXT}; reconstructions are float32): rescale the data"
         )
-    return z
 
 
 def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
@@ -115,13 +156,11 @@ def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
     (0.02431372549019608, -5)
     """
     qmin, qmax = qrange(bits, signed)
-    lo = to_real(x_min, "x_min").astype(np.float64)
-    hi = to_real(x_max, "x_max").astype(np.float64)
-    if np.any(lo > hi):
-        raise ValueError("x_min must not exceed x_max")
-    lo, hi = np.broadcast_arrays(np.minimum(lo, 0.0), np.maximum(hi, 0.0))
-    scale = (hi - lo) / (qmax - qmin)
-    if lo.ndim == 0:
+    lo, hi = _range_ends(x_min, x_max)
+    with np.errstate(over="ignore"):
+        scale = (hi - lo) / (qmax - qmin)  # an overflow to inf is reported just below
+    _check_range_scale(scale)
+    if lo.ndim == 0 and not any(is_tensor(v) for v in (x_min, x_max)):
         scale = float(scale) if scale > 0 else 1.0
         zero_point = int(np.clip(np.rint(qmin - float(lo) / scale), qmin, qmax))
         return scale, zero_point
@@ -156,8 +195,10 @@ def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
     a = to_real(x, "x")
     s = _scale_array(scale)
     z = _zero_point_array(zero_point, qmin, qmax)
+    check_param_shape(s.shape, a.shape, "scale")
+    check_param_shape(z.shape, a.shape, "zero_point")
     w = work_dtype(a)
-    shape = np.broadcast_shapes(a.shape, s.shape, z.shape)
+    shape = a.shape
     # A 0-d input is worked on as one row of one value.
     a, s, z = (np.broadcast_to(v, shape or (1,)) for v in (a, s.astype(w), z.astype(w)))
     q = np.empty(shape or (1,), _container(signed))
@@ -187,13 +228,31 @@ def dequantize(q, scale, zero_point):
     .. math::  \\hat{x} = S\\,(q - Z)
 
     Computed as ``float32(S) * float32(q - Z)`` (what PyTorch does for a float32 tensor).
+    ``q`` holds whole numbers; ``scale`` and ``zero_point`` (an int32 number) broadcast against
+    it without growing it. A result beyond float32's range is a ``ValueError``.
     """
-    qa = to_real(q, "q")
+    qa = _codes(q)
     s = _scale_array(scale)
     z = _zero_point_array(zero_point)
+    check_param_shape(s.shape, qa.shape, "scale", "q")
+    check_param_shape(z.shape, qa.shape, "zero_point", "q")
     steps = np.subtract(qa, z, dtype=np.float32)  # exact: codes and zero points are small ints
-    x_hat = (s.astype(np.float32) * steps).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        x_hat = (s.astype(np.float32) * steps).astype(np.float32, copy=False)
+    _check_no_overflow(x_hat, qa, s)
     return like(x_hat, q, scale, zero_point)
+
+
+def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None:
+    # 1-byte codes and a zero point within int32 are at most 2**32 steps from it: a scale
+    # below 2**95 cannot overflow float32, so the common case needs no pass over the result.
+    if qa.itemsize == 1 and (s.size == 0 or float(s.max()) < 2.0**95):
+        return
+    if x_hat.size and not np.isfinite(x_hat).all():
+        raise ValueError(
+            "scale * (q - zero_point) exceeds float32's range: q or scale is too large for a "
+            "float32 reconstruction"
+        )
 
 
 def quantize_minmax(x, bits: int = 8, signed: bool = True):
@@ -206,7 +265,12 @@ def quantize_minmax(x, bits: int = 8, signed: bool = True):
     """
     a = to_real(x, "x")
     lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
-    scale, zero_point = qparams(lo, hi, bits, signed)
+    try:
+        scale, zero_point = qparams(lo, hi, bits, signed)
+    except ValueError as error:
+        if "x_min and x_max" not in str(error):
+            raise
+        raise ValueError(f"x spans [{lo:g}, {hi:g}]: {error}") from None
     return quantize(x, scale, zero_point, bits, signed), scale, zero_point
 
 
@@ -228,9 +292,11 @@ def representable_range(scale, zero_point, bits: int = 8, signed: bool = True):
     """
     qmin, qmax = qrange(bits, signed)
     z = _zero_point_array(zero_point, qmin, qmax)
-    lo = to_numpy(dequantize(np.full(z.shape, qmin), scale, z))
-    hi = to_numpy(dequantize(np.full(z.shape, qmax), scale, z))
-    if lo.ndim == 0:
+    s = _scale_array(scale)
+    shape = check_one_grows({"scale": s.shape, "zero_point": z.shape})
+    lo = to_numpy(dequantize(np.full(shape, qmin), s, z))
+    hi = to_numpy(dequantize(np.full(shape, qmax), s, z))
+    if lo.ndim == 0 and not any(is_tensor(v) for v in (scale, zero_point)):
         return float(lo), float(hi)
     return like(lo, scale, zero_point), like(hi, scale, zero_point)
 
@@ -238,6 +304,7 @@ def representable_range(scale, zero_point, bits: int = 8, signed: bool = True):
 def _clip_to_range(a: np.ndarray, scale, zero_point, bits, signed) -> np.ndarray:
     lo, hi = representable_range(to_numpy(scale, "scale"), to_numpy(zero_point, "zero_point"),
                                  bits, signed)
+    check_param_shape(np.shape(lo), a.shape, "scale and zero_point")
     w = work_dtype(a)
     return np.clip(a.astype(w, copy=False), np.asarray(lo, w), np.asarray(hi, w))
 
@@ -298,8 +365,10 @@ def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signe
     bits = check_bits(bits)
     qmin, qmax = qrange(bits, signed)
     a = to_real(x, "x")
-    sf = _scale_array(scale_factor)
+    sf = _scale_array(scale_factor, "scale_factor")
     z = _zero_point_array(zero_point, qmin, qmax)
+    check_param_shape(sf.shape, a.shape, "scale_factor")
+    check_param_shape(z.shape, a.shape, "zero_point")
     w = work_dtype(a)
     with np.errstate(over="ignore"):
         t = np.rint(a.astype(w, copy=False) * sf.astype(w))
@@ -312,11 +381,17 @@ def dequantize_with_scale_factor(q, scale_factor, zero_point):
 
     .. math::  \\hat{x} = (q - Z) / s_f
     """
-    qa = to_real(q, "q")
-    sf = _scale_array(scale_factor)
+    qa = _codes(q)
+    sf = _scale_array(scale_factor, "scale_factor")
     z = _zero_point_array(zero_point)
+    check_param_shape(sf.shape, qa.shape, "scale_factor", "q")
+    check_param_shape(z.shape, qa.shape, "zero_point", "q")
     steps = np.subtract(qa, z, dtype=np.float32)
-    x_hat = (steps / sf.astype(np.float32)).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        x_hat = (steps / sf.astype(np.float32)).astype(np.float32, copy=False)
+    if x_hat.size and not np.isfinite(x_hat).all():
+        raise ValueError("(q - zero_point) / scale_factor exceeds float32's range: q or "
+                         "scale_factor is too extreme for a float32 reconstruction")
     return like(x_hat, q, scale_factor, zero_point)
 
 
@@ -332,14 +407,12 @@ def zero_point_truncated(x_min, x_max, bits: int = 8, signed: bool = True):
     widened to contain 0 as in :func:`qparams`.
     """
     qmin, qmax = qrange(bits, signed)
-    lo = to_real(x_min, "x_min").astype(np.float64)
-    hi = to_real(x_max, "x_max").astype(np.float64)
-    if np.any(lo > hi):
-        raise ValueError("x_min must not exceed x_max")
-    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
-    width = hi - lo
+    lo, hi = _range_ends(x_min, x_max)
+    with np.errstate(over="ignore"):
+        width = hi - lo
+    _check_range_scale(width / (qmax - qmin))
     safe = np.where(width > 0, width, 1.0)
     z = np.where(width > 0, np.trunc((hi * qmin - lo * qmax) / safe), qmin)
-    if z.ndim == 0:
+    if z.ndim == 0 and not any(is_tensor(v) for v in (x_min, x_max)):
         return int(z)
     return like(z.astype(np.int64), x_min, x_max)

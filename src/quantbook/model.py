@@ -31,7 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantbook import symmetric
-from quantbook._arrays import is_tensor, like
+from quantbook._arrays import (
+    as_real_array,
+    check_flag,
+    check_group_size,
+    check_integer,
+    check_shape,
+    is_tensor,
+    like,
+)
 
 __all__ = [
     "SCALE_BYTES",
@@ -94,10 +102,15 @@ SCHEMES = {
 def get_scheme(scheme) -> Scheme:
     """A :class:`Scheme` from its name in :data:`SCHEMES` (or a Scheme, returned as is)."""
     if isinstance(scheme, Scheme):
-        if not scheme.is_float and not 2 <= scheme.bits <= 8:
+        bits = check_integer(scheme.bits, "scheme.bits", what="32 (float) or from 2 to 8")
+        if bits != 32 and not 2 <= bits <= 8:
             raise ValueError(f"scheme.bits must be 32 (float) or from 2 to 8, got {scheme.bits}")
+        if scheme.axis is not None:
+            check_integer(scheme.axis, "scheme.axis", what="None or an integer axis")
+        if scheme.group_size is not None:
+            check_group_size(scheme.group_size, name="scheme.group_size")
         return scheme
-    if scheme not in SCHEMES:
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {sorted(SCHEMES)} or a Scheme, got {scheme!r}")
     return SCHEMES[scheme]
 
@@ -113,13 +126,16 @@ def linear_layers(model) -> list:
 
 def _weight_array(weight, name: str = "weight") -> np.ndarray:
     if is_tensor(weight):
-        weight = weight.detach().cpu().float().numpy()
-    w = np.asarray(weight)
+        weight = weight.detach().cpu()
+    w = as_real_array(weight, name, finite=False)
     if w.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (out_features, in_features) matrix, got {w.shape}")
     if w.dtype.kind != "f":
         raise TypeError(f"{name} must hold floats, got dtype {w.dtype}")
-    return w.astype(np.float32, copy=False)
+    w = w.astype(np.float32, copy=False)
+    if w.size and not np.isfinite(w).all():
+        raise ValueError(f"{name} contains NaN or an infinite value (or values beyond float32)")
+    return w
 
 
 def quantize_weight(weight, scheme):
@@ -172,6 +188,7 @@ def quantize_model(model, scheme, inplace: bool = False):
     import torch
 
     s = get_scheme(scheme)
+    inplace = check_flag(inplace, "inplace")
     layers = linear_layers(model)
     target = model if inplace else copy.deepcopy(model)
     if not s.is_float:
@@ -196,9 +213,10 @@ def weight_storage_bytes(shape, scheme) -> int:
     float32 scheme gives 4·out·in.
     """
     s = get_scheme(scheme)
+    shape = check_shape(shape)
     if len(shape) != 2:
         raise ValueError(f"shape must be (out_features, in_features), got {tuple(shape)}")
-    out, inp = (int(d) for d in shape)
+    out, inp = shape
     if s.is_float:
         return 4 * out * inp
     if s.group_size is not None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -114,7 +115,7 @@ TASK1_RANGE = (-3.1, 1.4)
 TASK2_SCALE = 0.25
 TASK2_ZERO_POINT = 20
 #: x/S has ties (+-2.5, 7.5), fractions of both signs, a value whose code is -1 (wraps to 255
-#: under astype(np.uint8)) and values far outside the range on both sides.
+#: under astype(np.uint8) on x86; the cast is undefined in C) and values far outside the range.
 TASK2_X = _readonly([0.0, 0.3, -0.3, 0.45, -0.45, 0.625, -0.625, 1.875, -5.25, -10.0, 100.0,
                      58.75])
 TASK3_SCALE = TASK2_SCALE
@@ -388,10 +389,19 @@ def check_task2(quantize_uint8) -> int:
         _say(f"Correct! Round, shift by the zero point, clamp to [0, 255]{note}.")
         return 2
     unclamped = _uint8_codes(x, s, z, clamp=None)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cast_here = unclamped.astype(np.uint8).astype(np.float64)  # what this CPU does
+    cast_hint = ("Some codes are outside [0, 255] and the cast changed them: you cast without "
+                 "clipping. The result of such a cast is undefined in C and differs between "
+                 "CPUs; on x86 astype(np.uint8) wraps modulo 256 (-1 becomes 255, 420 becomes "
+                 "164). Clip to [0, 255] before you cast.")
     hint = _first_hint(got, [
         (unclamped % 256, "Some codes wrapped around: the code -1 became 255 and 420 became "
-                          "164. astype(np.uint8) wraps modulo 256, as in chapter 6's seed; clip "
-                          "to [0, 255] before you cast."),
+                          "164. On x86, astype(np.uint8) wraps modulo 256 (a cast of an "
+                          "out-of-range value is undefined in C; other CPUs do other things); "
+                          "clip to [0, 255] before you cast."),
+        *([(cast_here, cast_hint)] if not np.array_equal(cast_here, right) else []),
         (_uint8_codes(x, s, z, to_int=np.trunc), "You truncated (int() or astype(int)) instead "
                                                  "of rounding: 0.45/0.25 = 1.8 became 1."),
         (_uint8_codes(x, s, z, to_int=np.floor), "You rounded down: floor, or int() / "
