@@ -171,7 +171,7 @@ def test_engines():
     assert Index(codes, "ubinary", "numpy").engine == "numpy"
     assert Index(codes, "ubinary").engine == ("faiss" if HAVE_FAISS else "numpy")
     assert Index(_unit_vectors(10, 16, 16)).engine == "numpy"  # dot products: always NumPy
-    with pytest.raises(ValueError, match="engine must be"):
+    with pytest.raises(ValueError, match="engine must be one of"):
         Index(codes, "ubinary", "torch")
     with pytest.raises(ValueError, match="engine='faiss' is for binary/ubinary"):
         Index(_unit_vectors(10, 16, 16), engine="faiss")
@@ -259,8 +259,12 @@ def test_bad_queries_are_named():
         b_index.search(codes[:2], 3)
     with pytest.raises(ValueError, match=r"queries must be \(n, d\) or \(d,\)"):
         f_index.search(floats[None], 3)
-    with pytest.raises(TypeError, match="queries must be float embeddings"):
+    with pytest.raises(TypeError, match="queries must be float embeddings for a float index"):
         f_index.search(codes[:2], 3)
+    with pytest.raises(TypeError, match="queries must hold real numbers"):
+        f_index.search(floats[:2] * 1j, 3)
+    with pytest.raises(ValueError, match="queries holds values beyond float32's range"):
+        f_index.search(np.full((1, 16), 1e39), 3)
     with pytest.raises(TypeError, match="queries must be int8 codes like the corpus"):
         i_index.search(quantize_embeddings(floats[:2], "uint8"), 3)
     with pytest.raises(TypeError, match="queries must be int8 codes like the corpus"):
@@ -269,8 +273,11 @@ def test_bad_queries_are_named():
         b_index.search(quantize_embeddings(floats[:2], "binary"), 3)
     with pytest.raises(TypeError, match="queries must"):
         f_index.search("not an array", 3)
-    for k in (0, -1, 2.5, True, None):
+    for k in (0, -1):
         with pytest.raises(ValueError, match="k must be a positive integer"):
+            f_index.search(floats[:2], k)
+    for k in (2.5, True, None, "3"):
+        with pytest.raises(TypeError, match="k must be a positive integer"):
             f_index.search(floats[:2], k)
 
 
@@ -280,12 +287,18 @@ def test_bad_corpora_are_named():
         Index(codes)
     with pytest.raises(ValueError, match="precision must be one of"):
         Index(codes, "int4")
+    with pytest.raises(TypeError, match="precision must be one of"):
+        Index(codes, 8)
     with pytest.raises(TypeError, match="corpus must hold uint8 codes for precision 'uint8'"):
         Index(codes, "uint8")
-    with pytest.raises(TypeError, match="corpus must hold float embeddings for precision"):
+    with pytest.raises(TypeError, match="corpus must be float embeddings for a float index"):
         Index(codes, "float32")
-    with pytest.raises(TypeError, match="corpus must hold float embeddings or int8/uint8"):
+    with pytest.raises(TypeError, match="corpus must hold real numbers"):
         Index(np.array([["a", "b"]]))
+    with pytest.raises(ValueError, match="corpus holds values beyond float32's range"):
+        Index(np.full((2, 3), -1e39))
+    with pytest.raises(TypeError, match="engine must be one of"):
+        Index(codes, "int8", engine=None)
     with pytest.raises(ValueError, match="corpus must be a 2-D"):
         Index(np.zeros(5, np.float32))
 

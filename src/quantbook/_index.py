@@ -29,8 +29,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantbook._arrays import check_finite, is_tensor, like, to_numpy
-from quantbook.embeddings import PRECISIONS, as_packed_bytes, popcount
+from quantbook._arrays import (
+    as_real_array,
+    check_choice,
+    check_finite,
+    check_integer,
+    is_tensor,
+    like,
+    to_numpy,
+)
+from quantbook.embeddings import PRECISIONS, _as_packed_bytes, _popcount_unsigned
 
 _DOT = ("float32", "float8", "int8", "uint8")
 _HAMMING = ("binary", "ubinary")
@@ -41,33 +49,30 @@ _INT32_LIMIT = 2**31
 _SCORE_BYTES = 2**25  # about 32 MB of scores per block of queries
 
 
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(k)
-
-
-def _is_float(dtype: np.dtype) -> bool:
-    """float16/32/64, and ml_dtypes' float8 / bfloat16 (NumPy sees those as kind 'V')."""
-    return dtype.kind == "f" or dtype.name.startswith(("float8", "bfloat16"))
-
-
-def _plain_numbers(dtype: np.dtype) -> bool:
-    """Floats, or other numbers search_dot would turn into float32 (not int8/uint8 codes)."""
-    return _is_float(dtype) or (dtype.kind in "iub" and dtype not in (np.int8, np.uint8))
-
-
 def _infer_precision(a: np.ndarray) -> str:
     if a.dtype.name.startswith("float8"):
         return "float8"
-    if _plain_numbers(a.dtype):
-        return "float32"
     if a.dtype in (np.int8, np.uint8):
         raise TypeError(
             f"precision must be given for a {a.dtype} corpus: 'int8'/'uint8' for codes searched "
             "by dot product, 'binary'/'ubinary' for packed sign bits searched by Hamming distance"
         )
-    raise TypeError(f"corpus must hold float embeddings or int8/uint8 codes, got dtype {a.dtype}")
+    return "float32"  # any other real numbers: float32 vectors, as search_dot takes them
+
+
+def _float32(a: np.ndarray, name: str) -> np.ndarray:
+    """Real numbers as float32, as ``search_dot`` takes them: finite and within float32's range."""
+    if a.dtype in (np.int8, np.uint8):
+        raise TypeError(
+            f"{name} must be float embeddings for a float index, got {a.dtype} codes "
+            "(an index of codes needs precision='int8', 'uint8', 'binary' or 'ubinary')"
+        )
+    a = as_real_array(a, name)  # bool/int/float; float8, bfloat16 -> float32; NaN, inf refused
+    with np.errstate(over="ignore"):  # float64 beyond float32's range: inf, refused just below
+        f = a.astype(np.float32, copy=False)
+    if a.dtype.itemsize > 4 and f.size and not np.isfinite(f).all():
+        raise ValueError(f"{name} holds values beyond float32's range")
+    return f
 
 
 def _centre(codes: np.ndarray) -> np.ndarray:
@@ -124,13 +129,11 @@ class Index:
     """
 
     def __init__(self, corpus, precision: str | None = None, engine: str = "auto"):
-        if engine not in ("auto", "numpy", "faiss"):
-            raise ValueError(f"engine must be 'auto', 'numpy' or 'faiss', got {engine!r}")
+        engine = check_choice(engine, "engine", ("auto", "numpy", "faiss"))
         c = to_numpy(corpus, "corpus")
         if precision is None:
             precision = _infer_precision(c)
-        if not isinstance(precision, str) or precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        precision = check_choice(precision, "precision", PRECISIONS)
         if c.ndim != 2:
             raise ValueError(f"corpus must be a 2-D (vectors, dimension) array, got {c.shape}")
         self.precision = precision
@@ -143,13 +146,7 @@ class Index:
         self._faiss = None
         self._torch = is_tensor(corpus)
         if precision in ("float32", "float8"):
-            if not _plain_numbers(c.dtype):
-                raise TypeError(
-                    f"corpus must hold float embeddings for precision {precision!r}, "
-                    f"got dtype {c.dtype}"
-                )
-            data = np.array(c, dtype=np.float32, order="C")  # always a copy
-            check_finite(data, "corpus")
+            data = np.array(_float32(c, "corpus"), order="C")  # always a copy
         elif precision in _DOT:
             self._check_codes(c, precision)
             data = _centre(c)
@@ -168,7 +165,7 @@ class Index:
                 assert self.exact_in_float32, "int8 sums of d <= 1023 terms fit float32 exactly"
         else:
             self._check_codes(c, precision)
-            packed = as_packed_bytes(c, "corpus")
+            packed = _as_packed_bytes(c, "corpus")
             # (words, m): word w of every code side by side, so each step is one long, flat loop
             data = np.ascontiguousarray(_words(packed).T)
             self._faiss = _faiss_index(packed, engine)
@@ -209,14 +206,7 @@ class Index:
             what = "bytes per code" if self.metric == "hamming" else "dimension"
             raise ValueError(f"queries must have the corpus's {what}, {self.dim}, got {q.shape[1]}")
         if self.precision in ("float32", "float8"):
-            if not _plain_numbers(q.dtype):
-                raise TypeError(
-                    f"queries must be float embeddings for a {self.precision} index, "
-                    f"got dtype {q.dtype}"
-                )
-            q = q.astype(np.float32, copy=False)
-            check_finite(q, "queries")
-            return q
+            return _float32(q, "queries")
         if self.metric == "dot":
             if q.dtype != _CODE_DTYPE[self.precision]:
                 raise TypeError(
@@ -227,7 +217,7 @@ class Index:
             raise TypeError(
                 f"queries must be {self.precision} codes like the corpus, got dtype {q.dtype}"
             )
-        return _words(as_packed_bytes(q, "queries"))
+        return _words(_as_packed_bytes(q, "queries"))
 
     def search(self, queries, k: int = 10):
         """The k best corpus vectors for each query: (ids, scores), each (n_queries, k).
@@ -237,7 +227,7 @@ class Index:
         corpus) or int32 (dot products of codes, Hamming distances). A torch tensor in (queries
         or the corpus the index was built from) gives torch tensors out.
         """
-        k = _check_k(k)
+        k = check_integer(k, "k", 1)
         q = self._queries(queries)
         k = min(k, self.ntotal)
         n = q.shape[0]
@@ -301,7 +291,7 @@ class Index:
                     if hasattr(np, "bitwise_count"):
                         np.bitwise_count(x, out=b)
                     else:  # pragma: no cover - NumPy 1.x
-                        b[...] = popcount(x)
+                        b[...] = _popcount_unsigned(x)
                     part += b
             i, v = _best_k(dist, k, largest=False)
             ids[start : start + block] = i
