@@ -104,7 +104,7 @@ def test_search_equals_the_plain_functions_on_arbitrary_sizes(
 
 @settings(max_examples=40, deadline=None)
 @given(
-    bits=st.sampled_from([8, 16, 64, 72]),
+    bits=st.sampled_from([8, 16, 64, 72, 200, 264, 320]),  # 1 to 5 words of 64 bits
     n_corpus=st.integers(1, 300),
     k=st.integers(1, 40),
     seed=st.integers(0, 2**16),
@@ -164,6 +164,18 @@ def test_the_faiss_engine_is_exact_whatever_ties_the_nearest_search_keeps(n_corp
     index._faiss = _AdversarialNearest(corpus)
     assert index.engine == "faiss"
     _assert_same(index.search(queries, k), search_hamming(queries, corpus, k))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_distances_beyond_uint16(engine):
+    codes = np.zeros((4, 8200), np.uint8)  # 65,600 bits: distances up to 65,600 > 65,535
+    codes[1] = 255
+    codes[2, :4000] = 255
+    codes[3] = 255
+    ids, dist = Index(codes, "ubinary", engine).search(codes[:1], 4)
+    np.testing.assert_array_equal(ids, [[0, 2, 1, 3]])
+    np.testing.assert_array_equal(dist, [[0, 32_000, 65_600, 65_600]])
+    _assert_same((ids, dist), search_hamming(codes[:1], codes, 4))
 
 
 def test_engines():
