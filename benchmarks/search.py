@@ -98,15 +98,18 @@ def run_index(corpus, codes, corpus8, q, q_codes, q8, faiss_index, label, data, 
                         (int8_index.search(q8, K), search_dot(q8, corpus8, K)),
                         (float_index.search(q, K), search_dot(q, corpus, K))]:
         assert all(np.array_equal(a, b) for a, b in zip(ours, plain, strict=True)), "Index != plain"
+    target = 3.0 if len(q) > 1 else 2.0  # issue 14: within 2x for one query, 3x for a batch
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     one_thread = {"faiss IndexBinaryFlat, 1 thread": lambda: faiss_index.search(q_codes, K)}
     try:
         rows = [
             compare("search", f"Index hamming (numpy), {label}", data,
-                    lambda: by_numpy.search(q_codes, K), one_thread, repeats=repeats),
+                    lambda: by_numpy.search(q_codes, K), one_thread, repeats=repeats,
+                    target=target),
             compare("search", f"Index hamming (faiss engine), {label}", data,
-                    lambda: by_faiss.search(q_codes, K), one_thread, repeats=repeats),
+                    lambda: by_faiss.search(q_codes, K), one_thread, repeats=repeats,
+                    target=target),
         ]
     finally:
         faiss.omp_set_num_threads(threads)
@@ -114,7 +117,7 @@ def run_index(corpus, codes, corpus8, q, q_codes, q8, faiss_index, label, data, 
         compare("search", f"Index hamming (numpy), {label}, faiss on all cores", data,
                 lambda: by_numpy.search(q_codes, K),
                 {"faiss IndexBinaryFlat": lambda: faiss_index.search(q_codes, K)},
-                repeats=repeats),
+                repeats=repeats, target=target),
         compare("search", f"Index int8, {label}", data, lambda: int8_index.search(q8, K),
                 {"numpy float32 matmul": lambda: numpy_top_k(q, corpus)}, repeats=repeats),
         compare("search", f"Index float32, {label}", data, lambda: float_index.search(q, K),

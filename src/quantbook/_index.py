@@ -282,24 +282,16 @@ class Index:
         dist_type = np.uint16 if 64 * n_words <= np.iinfo(np.uint16).max else np.uint32
         for start in range(0, q.shape[0], block):
             qb = q[start : start + block]
-            dist = np.empty((qb.shape[0], m), dtype=dist_type)
+            dist = np.zeros((qb.shape[0], m), dtype=dist_type)
             xor = np.empty((qb.shape[0], width), dtype=np.uint64)
-            bits = np.empty((2, qb.shape[0], width), dtype=np.uint8)
+            bits = np.empty((qb.shape[0], width), dtype=np.uint8)
             for lo in range(0, m, width):
                 hi = min(m, lo + width)
-                part, x = dist[:, lo:hi], xor[:, : hi - lo]
-                three, b = bits[0, :, : hi - lo], bits[1, :, : hi - lo]
-                # h = Σ_w popcount(q_w XOR c_w), three words at a time in uint8 (<= 3·64 = 192)
-                for group in range(0, n_words, 3):
-                    for w in range(group, min(group + 3, n_words)):
-                        np.bitwise_xor(qb[:, w, None], columns[w, None, lo:hi], out=x)
-                        _count_bits(x, out=three if w == group else b)
-                        if w > group:
-                            np.add(three, b, out=three)
-                    if group == 0:
-                        part[...] = three
-                    else:
-                        part += three
+                part, x, b = dist[:, lo:hi], xor[:, : hi - lo], bits[:, : hi - lo]
+                for w in range(n_words):  # h = Σ_w popcount(q_w XOR c_w)
+                    np.bitwise_xor(qb[:, w, None], columns[w, None, lo:hi], out=x)
+                    _count_bits(x, out=b)
+                    part += b
             i, v = _best_k(dist, k, largest=False)
             ids[start : start + block] = i
             scores[start : start + block] = v
