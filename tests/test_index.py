@@ -384,3 +384,10 @@ def test_an_empty_corpus_gives_empty_results_as_search_dot_does():
         Index(corpus).search(np.ones((2, 8), np.float32), 3),
         search_dot(np.ones((2, 8), np.float32), corpus, 3),
     )
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(index_module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -22,7 +22,8 @@ corpus:
 
 Memory: the dot-product index keeps the corpus as float32 (an int8 corpus takes 4x its size, the
 price of using BLAS, as faiss's ``IndexFlat`` does); the Hamming index keeps the packed bits as
-64-bit words (the size of the codes, rounded up to 8 bytes per code).
+64-bit words (the size of the codes, rounded up to 8 bytes per code), and with the faiss engine
+faiss holds a second copy.
 """
 
 from __future__ import annotations
@@ -125,7 +126,19 @@ class Index:
         h(q, c) = \\operatorname{popcount}(q \\oplus c) \\quad \\text{(binary, ubinary)}
 
     Similarities are returned largest first, distances smallest first, ties to the smaller id,
-    exactly as :func:`quantbook.retrieval.search_dot` and ``search_hamming`` return them.
+    exactly as :func:`quantbook.retrieval.search_dot` and ``search_hamming`` return them. The
+    index tells its ``precision``, ``metric`` ("dot" or "hamming"), ``ntotal`` (vectors, also
+    ``len(index)``), ``dim`` (values or bytes per vector) and ``engine``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quantbook.embeddings import quantize_embeddings
+    >>> corpus = np.array([[0.6, 0.8], [1.0, 0.0], [0.6, 0.8]], np.float32)
+    >>> index = Index(quantize_embeddings(corpus, "int8"), "int8")
+    >>> ids, scores = index.search(quantize_embeddings(corpus[:1], "int8"), k=2)
+    >>> ids.tolist(), scores.tolist()  # the two equal vectors tie: the smaller id first
+    ([[0, 2]], [[16180, 16180]])
     """
 
     def __init__(self, corpus, precision: str | None = None, engine: str = "auto"):
@@ -146,7 +159,9 @@ class Index:
         self._faiss = None
         self._torch = is_tensor(corpus)
         if precision in ("float32", "float8"):
-            data = np.array(_float32(c, "corpus"), order="C")  # always a copy
+            data = _float32(c, "corpus")
+            if np.may_share_memory(data, c) or not data.flags.c_contiguous:
+                data = np.array(data, order="C")  # our own copy: the caller's array may change
         elif precision in _DOT:
             self._check_codes(c, precision)
             data = _centre(c)
