@@ -200,13 +200,13 @@ def check_one_grows(shapes: dict) -> tuple:
 
 
 def check_scale(scale, name: str = "scale") -> np.ndarray:
-    """A scale (real units per integer step): positive and a float32 number.
+    r"""A scale (real units per integer step): positive and a float32 number.
 
-    .. math::  2^{-149} \\le S \\le (2 - 2^{-23})\\,2^{127}
+    .. math::  2^{-149} \le S \le (2 - 2^{-23})\,2^{127}
 
     Reconstructions are float32, so a scale float32 cannot hold (it would round to 0 or to inf)
     would silently give inf, NaN or 0: it is a ``ValueError`` instead. Subnormal scales are
-    kept: the bound :math:`|x - \\hat{x}| \\le S/2` still holds for them.
+    kept: the bound :math:`|x - \hat{x}| \le S/2` still holds for them.
     """
     s = as_real_array(scale, name)
     if s.dtype.kind == "b":

@@ -1,8 +1,8 @@
-"""Affine (zero-point) quantization: a real interval mapped onto the integers.
+r"""Affine (zero-point) quantization: a real interval mapped onto the integers.
 
 A real value x and its integer code q are tied by
 
-.. math::  x \\approx S\\,(q - Z)
+.. math::  x \approx S\,(q - Z)
 
 with the scale :math:`S` (real units per integer step) and the zero point :math:`Z` (the integer
 that stands for 0.0). Rounding is round half to even, as in NumPy and PyTorch; the zero point is an
@@ -15,7 +15,7 @@ Two conventions from elsewhere are here too, because the book compares them:
 * the zero point truncated with Python's ``int()`` instead of rounded:
   :func:`zero_point_truncated`.
 
-Bad input is an error, never a silent result (the rules live in :mod:`quantbook._arrays`): a
+Bad input is an error, never a silent result (the rules live in ``quantbook._arrays``): a
 scale must be a number float32 holds (reconstructions are float32, so a scale of 1e39 or 1e-320,
 or a range [x_min, x_max] whose scale would be one, is a ``ValueError``); a zero point is a whole
 number in the code range; ``scale`` and ``zero_point`` broadcast against ``x`` but never make the
@@ -63,10 +63,10 @@ __all__ = [
 
 
 def qrange(bits: int = 8, signed: bool = True) -> tuple[int, int]:
-    """The integer range of a ``bits``-bit integer.
+    r"""The integer range of a ``bits``-bit integer.
 
-    .. math::  [q_{min}, q_{max}] = [-2^{b-1}, 2^{b-1}-1] \\text{ (signed)},\\quad
-               [0, 2^b - 1] \\text{ (unsigned)}
+    .. math::  [q_{min}, q_{max}] = [-2^{b-1}, 2^{b-1}-1] \text{ (signed)},\quad
+               [0, 2^b - 1] \text{ (unsigned)}
 
     Examples
     --------
@@ -127,13 +127,13 @@ def _check_range_scale(scale: np.ndarray) -> None:
 
 
 def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
-    """Scale and zero point that map [x_min, x_max] onto the integer range.
+    r"""Scale and zero point that map [x_min, x_max] onto the integer range.
 
     The range is first widened to contain 0, then
 
-    .. math::  S = \\frac{x_{max} - x_{min}}{q_{max} - q_{min}}, \\qquad
-               Z = \\operatorname{clamp}\\big(\\operatorname{round}(q_{min} - x_{min}/S),
-               q_{min}, q_{max}\\big)
+    .. math::  S = \frac{x_{max} - x_{min}}{q_{max} - q_{min}}, \qquad
+               Z = \operatorname{clamp}\big(\operatorname{round}(q_{min} - x_{min}/S),
+               q_{min}, q_{max}\big)
 
     A zero-width range (all zeros) gets ``S = 1.0`` instead of a division by zero.
 
@@ -172,10 +172,10 @@ def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
 
 
 def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """Real values to integer codes.
+    r"""Real values to integer codes.
 
-    .. math::  q = \\operatorname{clamp}\\big(\\operatorname{round}(x / S) + Z,
-               q_{min}, q_{max}\\big)
+    .. math::  q = \operatorname{clamp}\big(\operatorname{round}(x / S) + Z,
+               q_{min}, q_{max}\big)
 
     ``round`` is round half to even. ``scale`` and ``zero_point`` broadcast against ``x``
     (per-channel or per-group parameters). Values outside the representable range are clamped
@@ -223,9 +223,9 @@ def _row_blocks(shape: tuple[int, ...], values: int = 1 << 16) -> list[slice]:
 
 
 def dequantize(q, scale, zero_point):
-    """Integer codes back to real values (float32).
+    r"""Integer codes back to real values (float32).
 
-    .. math::  \\hat{x} = S\\,(q - Z)
+    .. math::  \hat{x} = S\,(q - Z)
 
     Computed as ``float32(S) * float32(q - Z)`` (what PyTorch does for a float32 tensor).
     ``q`` holds whole numbers; ``scale`` and ``zero_point`` (an int32 number) broadcast against
@@ -256,10 +256,10 @@ def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None
 
 
 def quantize_minmax(x, bits: int = 8, signed: bool = True):
-    """Quantize with the tensor's own minimum and maximum as the range.
+    r"""Quantize with the tensor's own minimum and maximum as the range.
 
-    .. math::  (S, Z) = \\operatorname{qparams}(\\min x, \\max x), \\qquad
-               q = \\operatorname{quantize}(x, S, Z)
+    .. math::  (S, Z) = \operatorname{qparams}(\min x, \max x), \qquad
+               q = \operatorname{quantize}(x, S, Z)
 
     Returns ``(q, scale, zero_point)``; an empty ``x`` gives an empty ``q`` with ``(1.0, qmin)``.
     """
@@ -275,17 +275,17 @@ def quantize_minmax(x, bits: int = 8, signed: bool = True):
 
 
 def fake_quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """Quantize then dequantize ("fake quantization"): what the network sees after rounding.
+    r"""Quantize then dequantize ("fake quantization"): what the network sees after rounding.
 
-    .. math::  \\hat{x} = S\\,(\\operatorname{quantize}(x) - Z)
+    .. math::  \hat{x} = S\,(\operatorname{quantize}(x) - Z)
     """
     return dequantize(quantize(x, scale, zero_point, bits, signed), scale, zero_point)
 
 
 def representable_range(scale, zero_point, bits: int = 8, signed: bool = True):
-    """The smallest and largest real values the codes can stand for.
+    r"""The smallest and largest real values the codes can stand for.
 
-    .. math::  [S\\,(q_{min} - Z),\\; S\\,(q_{max} - Z)]
+    .. math::  [S\,(q_{min} - Z),\; S\,(q_{max} - Z)]
 
     Returned as :func:`dequantize` computes them (float32), so clamped values reconstruct to
     exactly these ends.
@@ -316,9 +316,9 @@ def _round_trip(a: np.ndarray, scale, zero_point, bits, signed) -> np.ndarray:
 
 
 def clipping_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """The part of the error caused by clamping values outside the representable range.
+    r"""The part of the error caused by clamping values outside the representable range.
 
-    .. math::  e_{clip} = x - \\operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z))
+    .. math::  e_{clip} = x - \operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z))
 
     Zero for every value inside the range. ``clipping_error + rounding_error`` is the total
     error ``x - fake_quantize(x)`` (see :func:`quantization_error`).
@@ -329,9 +329,9 @@ def clipping_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
 
 
 def rounding_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """The part of the error caused by rounding to the nearest code.
+    r"""The part of the error caused by rounding to the nearest code.
 
-    .. math::  e_{round} = \\operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z)) - \\hat{x}
+    .. math::  e_{round} = \operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z)) - \hat{x}
 
     Bounded by ``S / 2`` in absolute value (up to float rounding); zero for clamped values.
     """
@@ -342,9 +342,9 @@ def rounding_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
 
 
 def quantization_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """Total error of the round trip.
+    r"""Total error of the round trip.
 
-    .. math::  e = x - \\hat{x} = e_{clip} + e_{round}
+    .. math::  e = x - \hat{x} = e_{clip} + e_{round}
     """
     a = to_real(x, "x")
     x_hat = _round_trip(a, scale, zero_point, bits, signed)
@@ -352,10 +352,10 @@ def quantization_error(x, scale, zero_point, bits: int = 8, signed: bool = True)
 
 
 def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signed: bool = True):
-    """The same map written with the *inverse* scale, as many tutorials do.
+    r"""The same map written with the *inverse* scale, as many tutorials do.
 
-    .. math::  q = \\operatorname{clamp}\\big(\\operatorname{round}(s_f\\,x) + Z,
-               q_{min}, q_{max}\\big), \\qquad s_f = 1 / S
+    .. math::  q = \operatorname{clamp}\big(\operatorname{round}(s_f\,x) + Z,
+               q_{min}, q_{max}\big), \qquad s_f = 1 / S
 
     ``s_f`` counts integer steps per real unit (the seed prints "Scale factor = 41.129..." for
     ``255 / 6.2``). Multiplying by ``1/S`` instead of dividing by ``S`` can land on the other
@@ -377,9 +377,9 @@ def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signe
 
 
 def dequantize_with_scale_factor(q, scale_factor, zero_point):
-    """Inverse of :func:`quantize_with_scale_factor` (float32).
+    r"""Inverse of :func:`quantize_with_scale_factor` (float32).
 
-    .. math::  \\hat{x} = (q - Z) / s_f
+    .. math::  \hat{x} = (q - Z) / s_f
     """
     qa = _codes(q)
     sf = _scale_array(scale_factor, "scale_factor")
@@ -396,10 +396,10 @@ def dequantize_with_scale_factor(q, scale_factor, zero_point):
 
 
 def zero_point_truncated(x_min, x_max, bits: int = 8, signed: bool = True):
-    """The zero point as some code computes it: truncated with ``int()`` instead of rounded.
+    r"""The zero point as some code computes it: truncated with ``int()`` instead of rounded.
 
-    .. math::  Z_{trunc} = \\operatorname{trunc}\\!\\left(
-               \\frac{x_{max}\\,q_{min} - x_{min}\\,q_{max}}{x_{max} - x_{min}}\\right)
+    .. math::  Z_{trunc} = \operatorname{trunc}\!\left(
+               \frac{x_{max}\,q_{min} - x_{min}\,q_{max}}{x_{max} - x_{min}}\right)
 
     Algebraically the fraction equals :math:`q_{min} - x_{min}/S`; :func:`qparams` rounds it,
     this truncates toward zero, so the two differ by one whenever the fractional part is at

@@ -32,7 +32,7 @@ UINT8_SCALE = 127.5  # fixed range: uint8 code per unit (255 steps over a width 
 
 
 def check_precision(precision) -> str:
-    """Return ``precision`` if it is one of :data:`PRECISIONS`, else raise naming it."""
+    """Return ``precision`` if it is one of ``PRECISIONS``, else raise naming it."""
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return precision
@@ -102,9 +102,9 @@ def _ranges_of(ranges) -> np.ndarray:
 
 
 def calibrated_steps(ranges) -> np.ndarray:
-    """Bucket width per dimension, step = (max − min) / 255 in float32; a zero width becomes 1.
+    r"""Bucket width per dimension, step = (max − min) / 255 in float32; a zero width becomes 1.
 
-    .. math::  \\Delta_j = \frac{\\max_j - \\min_j}{255}
+    .. math::  \Delta_j = \frac{\max_j - \min_j}{255}
     """
     return like(_calibrated_steps(_ranges_of(ranges)), ranges)
 
@@ -141,14 +141,14 @@ def _quantize_uint8_fixed(x: np.ndarray) -> np.ndarray:
 
 
 def bucket_calibrated(x, ranges) -> np.ndarray:
-    """b = clip(floor((x − min) / step), 0, 255) with step = (max − min) / 255: an int in [0, 255].
+    r"""b = clip(floor((x − min) / step), 0, 255) with step = (max − min) / 255: an int in [0, 255].
 
     This is sentence-transformers' formula: ``floor`` (not rounding), so bucket b holds
     [min + b·step, min + (b+1)·step) and only x = max itself reaches 255 (or, when the float32
     quotient (max − min) / step rounds to 254.99998, not even that: it lands in 254). Values
     outside the range are clamped to bucket 0 or 255.
 
-    .. math::  b = \\operatorname{clip}\\left(\\left\\lfloor \frac{x - \\min}{\\Delta}
+    .. math::  b = \operatorname{clip}\left(\left\lfloor \frac{x - \min}{\Delta}
                \right\rfloor, 0, 255\right)
     """
     a = _float_input(x)
@@ -342,7 +342,7 @@ def dequantize_embeddings(q, precision: str, dim: int | None = None, ranges=None
     - float32: x̂ = q;  float8: x̂ = the float8 value as float32
     - int8:  x̂ = q / 127;  uint8: x̂ = q / 127.5 − 1        (fixed range [−1, 1])
     - with ``ranges``: x̂ = min + (b + ½)·step, b = q (uint8) or q + 128 (int8): the centre of
-      the bucket, so |x − x̂| ≤ step/2 inside the range (sentence-transformers' own rescoring
+      the bucket, so ``|x − x̂| ≤ step/2`` inside the range (sentence-transformers' own rescoring
       uses the bucket's lower edge, min + b·step, which can be a whole step off)
     - binary/ubinary: x̂_i = +1.0 where bit i is set, −1.0 where not, the first ``dim`` bits of
       each row (``dim`` defaults to all 8·bytes bits; pass the original dimension when it was not
@@ -415,13 +415,13 @@ def popcount_table(a) -> np.ndarray:
 
 
 def popcount(a) -> np.ndarray:
-    """Number of 1 bits in each element of an integer array.
+    r"""Number of 1 bits in each element of an integer array.
 
-    .. math::  \\operatorname{popcount}(a) = \\sum_j \text{bit}_j(a)
+    .. math::  \operatorname{popcount}(a) = \sum_j \text{bit}_j(a)
 
     ``np.bitwise_count`` (NumPy >= 2.0, a hardware instruction where the CPU has one), else
     :func:`popcount_table`. Signed integers count the bits of their two's-complement pattern
-    (int8 −1 is 0xFF: 8 bits; ``np.bitwise_count`` alone would count |−1|: 1 bit).
+    (int8 −1 is 0xFF: 8 bits; ``np.bitwise_count`` alone would count ``|−1|``: 1 bit).
     """
     return like(_popcount_unsigned(_integer_bits(a)), a)
 

@@ -1,9 +1,9 @@
 """GGUF block formats, byte for byte: one table of records (chapters 5, 8, 9).
 
 Every format cuts the last axis into blocks and stores each block in a fixed number of bytes;
-:data:`FORMATS` holds one :class:`BlockFormat` per format (name, values per block, bytes per
+``FORMATS`` holds one :class:`BlockFormat` per format (name, values per block, bytes per
 block, encoder, decoder), and everything else (bits per weight, the chapters' tables) is read
-off it:
+off it::
 
     Q8_0   = d (fp16) + 32 int8                               34 bytes / 32 values (8.5 bpw)
     Q4_0   = d (fp16) + 16 bytes of 32 nibbles                18 bytes / 32 values (4.5 bpw)
@@ -24,7 +24,7 @@ two choices that differ from the rest of this book:
   (:func:`round_half_away_from_zero`), Q4_0 rounds half up with trunc(x/d + 8.5)
   (:func:`round_half_up_offset`).
 
-One departure: where a block's scale does not fit in float16 (Q8_0: max|x| above about
+One departure: where a block's scale does not fit in float16 (Q8_0: ``max|x|`` above about
 8.3 million; Q4_0: above about 524,000), ggml and gguf store inf and the block decodes to inf
 and NaN; the encoders here raise ValueError instead.
 """
@@ -52,9 +52,10 @@ Q4_0_BLOCK_BYTES = 2 + BLOCK_SIZE // 2
 def round_half_away_from_zero(v: np.ndarray) -> np.ndarray:
     """Round to nearest, ties away from zero (C's ``roundf``): 2.5 -> 3, -2.5 -> -3.
 
-    round(v) = sign(v) · (floor|v| + [|v| - floor|v| >= 1/2]). The fraction |v| - floor|v| is
+    ``round(v) = sign(v) · (floor|v| + [|v| - floor|v| >= 1/2])``. The fraction
+    ``|v| - floor|v|`` is
     exact in floating point, so values just below a half (0.49999997) stay below it, which
-    floor(|v| + 0.5) would get wrong.
+    ``floor(|v| + 0.5)`` would get wrong.
     """
     a = np.abs(v)
     whole = np.floor(a)
@@ -162,7 +163,7 @@ class BlockFormat:
 
     @property
     def bits_per_weight(self) -> float:
-        """8 · block_bytes / block_size: every scale and min included."""
+        """Storage in bits per value, 8 · block_bytes / block_size, every scale and min included."""
         return 8 * self.block_bytes / self.block_size
 
 
@@ -170,7 +171,7 @@ FORMATS: dict[str, BlockFormat] = {}
 
 
 def register(fmt: BlockFormat) -> BlockFormat:
-    """Add a format to :data:`FORMATS` under its lower-case name (replacing one of that name)."""
+    """Add a format to ``FORMATS`` under its lower-case name (replacing one of that name)."""
     if not isinstance(fmt, BlockFormat):
         raise TypeError(f"fmt must be a BlockFormat, got {type(fmt).__name__}")
     FORMATS[fmt.name.lower()] = fmt
@@ -210,7 +211,7 @@ def bits_per_weight(fmt: str) -> float:
 
 
 def encode(x, fmt: str):
-    """Encode ``x`` in the format called ``fmt`` (see :data:`FORMATS`)."""
+    """Encode ``x`` in the format called ``fmt`` (see ``FORMATS``)."""
     record = get_format(fmt)
     if record.encode is None:
         raise ValueError(f"fmt {record.name!r} has no encoder here (decode only)")

@@ -78,9 +78,9 @@ def _affine_fake_quantize(a: np.ndarray, bits, granularity, group_size, axis) ->
 
 def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size: int = 32,
                   axis: int = 0, scheme: str = "symmetric"):
-    """Quantize then dequantize with one scale per tensor, channel or group (float32).
+    r"""Quantize then dequantize with one scale per tensor, channel or group (float32).
 
-    .. math::  \\hat{x} = S_g\\,(q - Z_g), \\qquad g = \\text{the tensor, channel or group of } x
+    .. math::  \hat{x} = S_g\,(q - Z_g), \qquad g = \text{the tensor, channel or group of } x
 
     ``scheme="symmetric"``: absmax scale, zero point 0 (:mod:`quantbook.symmetric`);
     ``scheme="affine"``: min/max range with a zero point (:mod:`quantbook.affine`, signed codes).
@@ -102,9 +102,9 @@ def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size:
 
 def granularity_errors(x, bits: int = 4, group_size: int = 32, axis: int = 0,
                        scheme: str = "symmetric") -> dict:
-    """Mean squared error of :func:`fake_quantize` at each granularity.
+    r"""Mean squared error of :func:`fake_quantize` at each granularity.
 
-    .. math::  \\mathrm{MSE}_g = \\frac{1}{n}\\sum_i (x_i - \\hat{x}_i^{(g)})^2
+    .. math::  \mathrm{MSE}_g = \frac{1}{n}\sum_i (x_i - \hat{x}_i^{(g)})^2
 
     Returns ``{"per-tensor": ..., "per-channel": ..., "per-group": ...}`` (Python floats).
     """
@@ -117,9 +117,9 @@ def granularity_errors(x, bits: int = 4, group_size: int = 32, axis: int = 0,
 
 def num_scales(shape, granularity: str = "per-tensor", group_size: int = 32,
                axis: int = 0) -> int:
-    """How many scales a tensor of ``shape`` stores at a granularity.
+    r"""How many scales a tensor of ``shape`` stores at a granularity.
 
-    .. math::  1, \\quad n_{axis}, \\quad \\frac{n}{g}
+    .. math::  1, \quad n_{axis}, \quad \frac{n}{g}
     """
     _check_choice(granularity, "granularity", GRANULARITIES)
     shape = check_shape(shape)
@@ -133,9 +133,9 @@ def num_scales(shape, granularity: str = "per-tensor", group_size: int = 32,
 
 def bits_per_weight(bits: int, group_size, scale_bits: int = 16,
                     zero_point_bits: int = 0) -> float:
-    """Storage per weight including the per-group scale (and zero point).
+    r"""Storage per weight including the per-group scale (and zero point).
 
-    .. math::  b_{eff} = b + \\frac{b_{scale} + b_{zero}}{g}
+    .. math::  b_{eff} = b + \frac{b_{scale} + b_{zero}}{g}
 
     ``group_size=None`` means per tensor: the overhead is negligible and ``b`` is returned.
 
@@ -182,19 +182,19 @@ def percentile_range(x, p: float = 99.9) -> tuple[float, float]:
 
 
 def fake_quantize_range(x, x_min: float, x_max: float, bits: int = 8, signed: bool = True):
-    """Affine round trip with a calibrated range; values outside it are clamped (float32).
+    r"""Affine round trip with a calibrated range; values outside it are clamped (float32).
 
-    .. math::  (S, Z) = \\operatorname{qparams}(x_{min}, x_{max}), \\qquad
-               \\hat{x} = S\\,(\\operatorname{quantize}(x, S, Z) - Z)
+    .. math::  (S, Z) = \operatorname{qparams}(x_{min}, x_{max}), \qquad
+               \hat{x} = S\,(\operatorname{quantize}(x, S, Z) - Z)
     """
     scale, zero_point = affine.qparams(x_min, x_max, bits, signed)
     return affine.fake_quantize(x, scale, zero_point, bits, signed)
 
 
 def range_errors(x, x_min: float, x_max: float, bits: int = 8, signed: bool = True) -> dict:
-    """Split the mean squared error of a calibrated range into clipping and rounding parts.
+    r"""Split the mean squared error of a calibrated range into clipping and rounding parts.
 
-    .. math::  \\mathrm{MSE} = \\frac{1}{n}\\sum_i (e_{clip,i} + e_{round,i})^2
+    .. math::  \mathrm{MSE} = \frac{1}{n}\sum_i (e_{clip,i} + e_{round,i})^2
 
     Returns ``{"mse", "clipping_mse", "rounding_mse"}`` (the parts never overlap: a value is
     either clamped or rounded, so the two part-MSEs add up to the total).
@@ -213,13 +213,13 @@ def range_errors(x, x_min: float, x_max: float, bits: int = 8, signed: bool = Tr
 
 def mse_optimal_range(x, bits: int = 8, signed: bool = True, n_grid: int = 100,
                       symmetric: bool = False) -> tuple[float, float]:
-    """The clipping range with the lowest round-trip error, by grid search.
+    r"""The clipping range with the lowest round-trip error, by grid search.
 
-    .. math::  \\alpha^* = \\arg\\min_{\\alpha \\in \\{1, \\frac{n-1}{n}, \\dots, \\frac{1}{n}\\}}
-               \\mathrm{MSE}\\big(x, \\hat{x}(\\alpha\\,x_{min}, \\alpha\\,x_{max})\\big)
+    .. math::  \alpha^* = \arg\min_{\alpha \in \{1, \frac{n-1}{n}, \dots, \frac{1}{n}\}}
+               \mathrm{MSE}\big(x, \hat{x}(\alpha\,x_{min}, \alpha\,x_{max})\big)
 
-    The min/max range (or, with ``symmetric=True``, :math:`\\pm\\max|x|` with the restricted
-    symmetric codes) is shrunk by each factor :math:`\\alpha` on an even grid of ``n_grid``
+    The min/max range (or, with ``symmetric=True``, :math:`\pm\max|x|` with the restricted
+    symmetric codes) is shrunk by each factor :math:`\alpha` on an even grid of ``n_grid``
     values; ties go to the widest range. Deterministic. Returns ``(lo, hi)``.
     """
     bits = check_bits(bits)

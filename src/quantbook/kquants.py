@@ -1,6 +1,6 @@
 """llama.cpp's K-quants Q4_K and Q6_K, byte for byte, and the Q4_K_M / Q4_K_S mixes (chapter 9).
 
-A K-quant works on super-blocks of 256 values with two levels of scales:
+A K-quant works on super-blocks of 256 values with two levels of scales::
 
     Q4_K = d (fp16) + dmin (fp16) + 12 bytes of eight 6-bit scales and eight 6-bit mins
            + 128 bytes of 256 nibbles                                   = 144 bytes (4.5 bpw)
@@ -12,7 +12,7 @@ A K-quant works on super-blocks of 256 values with two levels of scales:
 The encoders follow llama.cpp's reference quantizers (``quantize_row_q4_K_ref`` with
 ``make_qkx2_quants``, ``quantize_row_q6_K_ref`` with ``make_qx_quants``, in ggml-quants.c),
 written over all blocks at once. ``nearest_int`` in ggml rounds half to even, like ``np.rint``;
-all arithmetic is float32 as in C, and the sums run left to right (:func:`_sum`) because one
+all arithmetic is float32 as in C, and the sums run left to right (``_sum``) because one
 last bit can flip a comparison of the searches. The bytes are proved in the tests through
 gguf's decoder and by error bounds (llama.cpp has no installable Python binding here); a
 one-off comparison with a local C build of the reference functions gave identical bytes on
@@ -56,7 +56,7 @@ def _sum(a: np.ndarray) -> np.ndarray:
 
 def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rdelta: float,
                      nstep: int):
-    """llama.cpp's scale-and-min search for one group of values (rows of ``x``), vectorised.
+    r"""llama.cpp's scale-and-min search for one group of values (rows of ``x``), vectorised.
 
     For each candidate inverse scale i_s = (nmax + rmin + rdelta · s) / (max - min),
     s = 0..nstep, round l = clip(round(i_s (x - min)), 0, nmax) and fit scale a and offset b
@@ -65,7 +65,7 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
 
     .. math::
 
-        (a, b) = \\arg\\min_{a, b} \\sum_i w_i (a\\, l_i + b - x_i)^2, \\qquad b \\le 0,
+        (a, b) = \arg\min_{a, b} \sum_i w_i (a\, l_i + b - x_i)^2, \qquad b \le 0,
 
     keeping the candidate with the smallest weighted squared error (start: i_s = nmax / (max -
     min) with b = min). Returns (scale a, the_min = -b >= 0, levels l as uint8).
@@ -116,7 +116,7 @@ def make_qkx2_quants(x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float,
 
 
 def make_qx_quants(x: np.ndarray, nmax: int):
-    """llama.cpp's symmetric scale search (``make_qx_quants``, rmse_type 1), vectorised.
+    r"""llama.cpp's symmetric scale search (``make_qx_quants``, rmse_type 1), vectorised.
 
     Start from i_s = -nmax / m, m the value of largest magnitude (sign kept), and try
     i_s = -(nmax + 0.1 s) / m for s = -9..9; for each, l = clip(round(i_s x), -nmax, nmax - 1)
@@ -124,8 +124,8 @@ def make_qx_quants(x: np.ndarray, nmax: int):
 
     .. math::
 
-        a = \\frac{\\sum_i w_i x_i l_i}{\\sum_i w_i l_i^2}, \\qquad
-        \\text{keep the } s \\text{ that maximises } \\frac{(\\sum w x l)^2}{\\sum w l^2}.
+        a = \frac{\sum_i w_i x_i l_i}{\sum_i w_i l_i^2}, \qquad
+        \text{keep the } s \text{ that maximises } \frac{(\sum w x l)^2}{\sum w l^2}.
 
     Returns (scale a, levels l + nmax as uint8). An all-zero group gives (0, zeros).
     """
@@ -181,13 +181,13 @@ def pack_scales_mins_k4(sc: np.ndarray, mn: np.ndarray) -> np.ndarray:
 
 
 def unpack_scales_mins_k4(packed: np.ndarray):
-    """The 12 ``scales`` bytes -> (scales, mins), eight 6-bit integers each (``get_scale_min_k4``).
+    r"""The 12 ``scales`` bytes -> (scales, mins), eight 6-bit integers each (``get_scale_min_k4``).
 
     .. math::
 
-        s_j = b_j \\,\\&\\, 63,\\; m_j = b_{j+4} \\,\\&\\, 63 \\quad (j < 4); \\qquad
-        s_j = (b_{j+4} \\,\\&\\, 15) \\,|\\, (b_{j-4} \\gg 6) \\ll 4,\\;
-        m_j = (b_{j+4} \\gg 4) \\,|\\, (b_j \\gg 6) \\ll 4 \\quad (j \\ge 4)
+        s_j = b_j \,\&\, 63,\; m_j = b_{j+4} \,\&\, 63 \quad (j < 4); \qquad
+        s_j = (b_{j+4} \,\&\, 15) \,|\, (b_{j-4} \gg 6) \ll 4,\;
+        m_j = (b_{j+4} \gg 4) \,|\, (b_j \gg 6) \ll 4 \quad (j \ge 4)
     """
     b = packed
     sc = np.concatenate([b[..., 0:4] & 63, (b[..., 8:12] & 15) | ((b[..., 0:4] >> 6) << 4)], -1)
@@ -196,17 +196,17 @@ def unpack_scales_mins_k4(packed: np.ndarray):
 
 
 def encode_q4_k(x):
-    """Encode floats as Q4_K super-blocks: 144 bytes per 256 values (llama.cpp's reference).
+    r"""Encode floats as Q4_K super-blocks: 144 bytes per 256 values (llama.cpp's reference).
 
-    Per sub-block j of 32: weights w = rms(x_j) + |x|, (a_j, b_j) = make_qkx2_quants(x_j, w, 15,
+    Per sub-block j of 32: weights ``w = rms(x_j) + |x|``, (a_j, b_j) = make_qkx2_quants(x_j, w, 15,
     -1, 0.1, 20). Per super-block:
 
     .. math::
 
-        d = \\frac{\\max_j a_j}{63}, \\quad d_{\\min} = \\frac{\\max_j b_j}{63}, \\quad
-        s_j = \\mathrm{round}(a_j / d), \\quad m_j = \\mathrm{round}(b_j / d_{\\min}),
+        d = \frac{\max_j a_j}{63}, \quad d_{\min} = \frac{\max_j b_j}{63}, \quad
+        s_j = \mathrm{round}(a_j / d), \quad m_j = \mathrm{round}(b_j / d_{\min}),
 
-        q_i = \\mathrm{clip}\\left(\\mathrm{round}\\frac{x_i + d_{\\min} m_j}{d s_j}, 0, 15\\right)
+        q_i = \mathrm{clip}\left(\mathrm{round}\frac{x_i + d_{\min} m_j}{d s_j}, 0, 15\right)
 
     with d and dmin rounded to float16 before q is computed. ValueError if d or dmin overflows
     float16 (ggml would store inf).
@@ -244,11 +244,11 @@ def _encode_q4_k_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_q4_k(raw):
-    """Decode Q4_K bytes: x = (d · s_j) · q - dmin · m_j, float32, as ggml and gguf.
+    r"""Decode Q4_K bytes: x = (d · s_j) · q - dmin · m_j, float32, as ggml and gguf.
 
     .. math::
 
-        x_i = d\\, s_j\\, q_i - d_{\\min}\\, m_j
+        x_i = d\, s_j\, q_i - d_{\min}\, m_j
     """
     b = raw_blocks(raw, Q4_K_BYTES)
     d, dmin = read_float16(b[..., 0:2]), read_float16(b[..., 2:4])
@@ -264,15 +264,15 @@ def decode_q4_k(raw):
 # ------------------------------------------------------------------ Q6_K
 
 def encode_q6_k(x):
-    """Encode floats as Q6_K super-blocks: 210 bytes per 256 values (llama.cpp's reference).
+    r"""Encode floats as Q6_K super-blocks: 210 bytes per 256 values (llama.cpp's reference).
 
     Per sub-block j of 16: a_j = make_qx_quants(x_j, 32). Per super-block, with a* the a_j
     of largest magnitude (sign kept):
 
     .. math::
 
-        i_s = -128 / a^*, \\quad d = 1 / i_s, \\quad s_j = \\min(127, \\mathrm{round}(i_s a_j)),
-        \\quad q_i = \\mathrm{clip}\\left(\\mathrm{round}\\frac{x_i}{d\\, s_j}, -32, 31\\right) + 32
+        i_s = -128 / a^*, \quad d = 1 / i_s, \quad s_j = \min(127, \mathrm{round}(i_s a_j)),
+        \quad q_i = \mathrm{clip}\left(\mathrm{round}\frac{x_i}{d\, s_j}, -32, 31\right) + 32
 
     so the largest sub-block gets s = -128 and a negative d. Layout: ql (low nibbles), qh (high
     2 bits), the 16 int8 scales, d as float16. An all-zero super-block is 210 zero bytes.
@@ -310,11 +310,11 @@ def _encode_q6_k_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_q6_k(raw):
-    """Decode Q6_K bytes: x = (d · s_j) · (q - 32), float32, as ggml and gguf.
+    r"""Decode Q6_K bytes: x = (d · s_j) · (q - 32), float32, as ggml and gguf.
 
     .. math::
 
-        x_i = d\\, s_j\\, (q_i - 32), \\qquad q_i = \\text{ql} \\,|\\, (\\text{qh} \\ll 4)
+        x_i = d\, s_j\, (q_i - 32), \qquad q_i = \text{ql} \,|\, (\text{qh} \ll 4)
     """
     b = raw_blocks(raw, Q6_K_BYTES)
     lead = b.shape[:-1]
@@ -335,13 +335,13 @@ def decode_q6_k(raw):
 # ------------------------------------------------------------------ the mixes
 
 def use_more_bits(i_layer: int, n_layers: int) -> bool:
-    """llama.cpp's choice of layers that get more bits: the first and last eighth, and every
+    r"""llama.cpp's choice of layers that get more bits: the first and last eighth, and every
     third layer in between.
 
     .. math::
 
-        i < n/8 \\;\\lor\\; i \\ge 7n/8 \\;\\lor\\; (i - n/8) \\bmod 3 = 2 \\quad
-        (\\text{integer division})
+        i < n/8 \;\lor\; i \ge 7n/8 \;\lor\; (i - n/8) \bmod 3 = 2 \quad
+        (\text{integer division})
     """
     eighth = n_layers // 8
     return i_layer < eighth or i_layer >= 7 * n_layers // 8 or (i_layer - eighth) % 3 == 2

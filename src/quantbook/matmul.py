@@ -1,13 +1,13 @@
-"""Integer-only matrix multiplication (Jacob et al., 2018).
+r"""Integer-only matrix multiplication (Jacob et al., 2018).
 
-With :math:`x \\approx S(q - Z)` for the two inputs and the output,
+With :math:`x \approx S(q - Z)` for the two inputs and the output,
 
-.. math::  q_3 = Z_3 + M \\sum_j (q_{1,ij} - Z_1)(q_{2,jk} - Z_2), \\qquad
-           M = \\frac{S_1 S_2}{S_3}
+.. math::  q_3 = Z_3 + M \sum_j (q_{1,ij} - Z_1)(q_{2,jk} - Z_2), \qquad
+           M = \frac{S_1 S_2}{S_3}
 
 The sum is computed exactly with int32 accumulators. The only real number left, :math:`M`
 (between 0 and 1 in practice), is stored as an int32 :math:`m_0` and a right shift :math:`n`:
-:math:`M = m_0 \\cdot 2^{-31} \\cdot 2^{-n}` with :math:`2^{30} \\le m_0 < 2^{31}`, so requantizing
+:math:`M = m_0 \cdot 2^{-31} \cdot 2^{-n}` with :math:`2^{30} \le m_0 < 2^{31}`, so requantizing
 is an integer multiply and a shift (gemmlowp's ``SaturatingRoundingDoublingHighMul`` and
 ``RoundingDivideByPOT``).
 """
@@ -84,9 +84,9 @@ def _to_int32(acc: np.ndarray, what: str) -> np.ndarray:
 
 
 def integer_matmul(qa, qb, zero_point_a=0, zero_point_b=0):
-    """Matrix product of integer codes with int32 accumulation.
+    r"""Matrix product of integer codes with int32 accumulation.
 
-    .. math::  \\mathrm{acc}_{ik} = \\sum_j (q_{a,ij} - Z_a)(q_{b,jk} - Z_b)
+    .. math::  \mathrm{acc}_{ik} = \sum_j (q_{a,ij} - Z_a)(q_{b,jk} - Z_b)
 
     ``qa`` is (m, k), ``qb`` is (k, n) (int8 or uint8 codes). ``zero_point_b`` may be a length-n
     array (one zero point per output column). The sum is exact; if it would not fit in int32 an
@@ -105,11 +105,11 @@ def integer_matmul(qa, qb, zero_point_a=0, zero_point_b=0):
 
 
 def integer_matmul_expanded(qa, qb, zero_point_a: int = 0, zero_point_b: int = 0):
-    """The same product, expanded so the inner loop multiplies raw codes only (eq. 7 of Jacob
+    r"""The same product, expanded so the inner loop multiplies raw codes only (eq. 7 of Jacob
     et al.): the zero-point terms need just row and column sums.
 
-    .. math::  \\mathrm{acc}_{ik} = N Z_a Z_b - Z_a \\sum_j q_{b,jk} - Z_b \\sum_j q_{a,ij}
-               + \\sum_j q_{a,ij}\\, q_{b,jk}
+    .. math::  \mathrm{acc}_{ik} = N Z_a Z_b - Z_a \sum_j q_{b,jk} - Z_b \sum_j q_{a,ij}
+               + \sum_j q_{a,ij}\, q_{b,jk}
 
     Per-tensor (scalar) zero points; equal to :func:`integer_matmul`.
     """
@@ -131,9 +131,9 @@ def integer_matmul_expanded(qa, qb, zero_point_a: int = 0, zero_point_b: int = 0
 
 
 def requantization_multiplier(scale_a, scale_b, scale_out):
-    """The one real factor left in an integer matmul.
+    r"""The one real factor left in an integer matmul.
 
-    .. math::  M = \\frac{S_a S_b}{S_{out}}
+    .. math::  M = \frac{S_a S_b}{S_{out}}
     """
     sa, sb, so = (check_scale(s, n) for s, n in
                   ((scale_a, "scale_a"), (scale_b, "scale_b"), (scale_out, "scale_out")))
@@ -143,13 +143,13 @@ def requantization_multiplier(scale_a, scale_b, scale_out):
 
 
 def quantize_multiplier(multiplier):
-    """Write ``0 < M < 1`` as an int32 multiplier and a right shift.
+    r"""Write ``0 < M < 1`` as an int32 multiplier and a right shift.
 
-    .. math::  M \\approx m_0 \\cdot 2^{-31} \\cdot 2^{-n}, \\qquad
-               2^{30} \\le m_0 < 2^{31}, \\quad 0 \\le n \\le 31
+    .. math::  M \approx m_0 \cdot 2^{-31} \cdot 2^{-n}, \qquad
+               2^{30} \le m_0 < 2^{31}, \quad 0 \le n \le 31
 
-    :math:`m_0 = \\operatorname{round}(2^{31} f)` where :math:`M = f\\,2^{-n}`,
-    :math:`f \\in [\\tfrac12, 1)` (the normalised mantissa). Returns ``(m0, shift)`` as Python
+    :math:`m_0 = \operatorname{round}(2^{31} f)` where :math:`M = f\,2^{-n}`,
+    :math:`f \in [\tfrac12, 1)` (the normalised mantissa). Returns ``(m0, shift)`` as Python
     ints, or int32 arrays for an array of multipliers (per channel).
     """
     m = to_real(multiplier, "multiplier").astype(np.float64)
@@ -174,14 +174,14 @@ def _div_trunc(v: np.ndarray, d: int) -> np.ndarray:
 
 
 def saturating_rounding_doubling_high_mul(a, b):
-    """gemmlowp's ``SaturatingRoundingDoublingHighMul``: the high 32 bits of ``2ab``, rounded.
+    r"""gemmlowp's ``SaturatingRoundingDoublingHighMul``: the high 32 bits of ``2ab``, rounded.
 
-    .. math::  \\operatorname{SRDHM}(a, b) = \\operatorname{trunc}\\!\\left(
-               \\frac{ab + \\nu}{2^{31}}\\right), \\quad
-               \\nu = 2^{30} \\text{ if } ab \\ge 0 \\text{ else } 1 - 2^{30}
+    .. math::  \operatorname{SRDHM}(a, b) = \operatorname{trunc}\!\left(
+               \frac{ab + \nu}{2^{31}}\right), \quad
+               \nu = 2^{30} \text{ if } ab \ge 0 \text{ else } 1 - 2^{30}
 
-    (C++ division truncates toward zero.) That is :math:`\\lfloor ab / 2^{31} + 1/2 \\rfloor`:
-    round to nearest, ties toward :math:`+\\infty`. The only overflow,
+    (C++ division truncates toward zero.) That is :math:`\lfloor ab / 2^{31} + 1/2 \rfloor`:
+    round to nearest, ties toward :math:`+\infty`. The only overflow,
     :math:`a = b = -2^{31}`, saturates to :math:`2^{31} - 1`. int32 in/out.
     """
     x = _int32_array(a, "a")
@@ -195,10 +195,10 @@ def saturating_rounding_doubling_high_mul(a, b):
 
 
 def rounding_divide_by_pot(x, exponent):
-    """gemmlowp's ``RoundingDivideByPOT``: :math:`x / 2^{e}` rounded half away from zero.
+    r"""gemmlowp's ``RoundingDivideByPOT``: :math:`x / 2^{e}` rounded half away from zero.
 
-    .. math::  \\operatorname{RDBPOT}(x, e) = (x \\gg e) + [\\,r > t\\,], \\quad
-               r = x \\mathbin{\\&} (2^e - 1), \\quad t = \\lfloor (2^e - 1)/2 \\rfloor + [x < 0]
+    .. math::  \operatorname{RDBPOT}(x, e) = (x \gg e) + [\,r > t\,], \quad
+               r = x \mathbin{\&} (2^e - 1), \quad t = \lfloor (2^e - 1)/2 \rfloor + [x < 0]
     """
     v = _int32_array(x, "x")
     e = _int_array(exponent, "exponent")
@@ -213,9 +213,9 @@ def rounding_divide_by_pot(x, exponent):
 
 
 def fixed_point_multiply(acc, m0, shift):
-    """Multiply int32 values by :math:`M = m_0 2^{-31} 2^{-n}` in integer arithmetic only.
+    r"""Multiply int32 values by :math:`M = m_0 2^{-31} 2^{-n}` in integer arithmetic only.
 
-    .. math::  \\operatorname{RDBPOT}(\\operatorname{SRDHM}(\\mathrm{acc}, m_0), n)
+    .. math::  \operatorname{RDBPOT}(\operatorname{SRDHM}(\mathrm{acc}, m_0), n)
 
     ``m0`` and ``shift`` from :func:`quantize_multiplier` (arrays broadcast: per channel).
     """
@@ -228,11 +228,11 @@ def fixed_point_multiply(acc, m0, shift):
 
 
 def requantize(acc, multiplier, zero_point_out, bits: int = 8, signed: bool = True):
-    """int32 accumulators to output codes, integer arithmetic only.
+    r"""int32 accumulators to output codes, integer arithmetic only.
 
-    .. math::  q_{out} = \\operatorname{clamp}\\big(Z_{out} +
-               \\operatorname{RDBPOT}(\\operatorname{SRDHM}(\\mathrm{acc}, m_0), n),
-               q_{min}, q_{max}\\big)
+    .. math::  q_{out} = \operatorname{clamp}\big(Z_{out} +
+               \operatorname{RDBPOT}(\operatorname{SRDHM}(\mathrm{acc}, m_0), n),
+               q_{min}, q_{max}\big)
 
     ``multiplier`` is the real :math:`M` (scalar, or one per output column); it is converted by
     :func:`quantize_multiplier`. Clamps to the output range, as the hardware does.
@@ -258,9 +258,9 @@ def requantize(acc, multiplier, zero_point_out, bits: int = 8, signed: bool = Tr
 
 
 def requantize_float(acc, multiplier, zero_point_out, bits: int = 8, signed: bool = True):
-    """The float reference for :func:`requantize` (float64, round half to even).
+    r"""The float reference for :func:`requantize` (float64, round half to even).
 
-    .. math::  q_{out} = \\operatorname{clamp}(Z_{out} + \\operatorname{round}(M\\,\\mathrm{acc}),
+    .. math::  q_{out} = \operatorname{clamp}(Z_{out} + \operatorname{round}(M\,\mathrm{acc}),
                q_{min}, q_{max})
 
     The fixed-point version rounds half away from zero (twice), so the two can differ by one
@@ -303,9 +303,9 @@ def _fixed_point_multiply_exact(acc: np.ndarray, m0: np.ndarray, shift: np.ndarr
 
 
 def quantize_bias(bias, scale_a, scale_b):
-    """Bias as int32 with scale :math:`S_a S_b` and zero point 0, so it adds to the accumulator.
+    r"""Bias as int32 with scale :math:`S_a S_b` and zero point 0, so it adds to the accumulator.
 
-    .. math::  q_{bias} = \\operatorname{round}\\!\\left(\\frac{b}{S_a S_b}\\right)
+    .. math::  q_{bias} = \operatorname{round}\!\left(\frac{b}{S_a S_b}\right)
     """
     b = to_real(bias, "bias").astype(np.float64)
     sa, sb = check_scale(scale_a, "scale_a"), check_scale(scale_b, "scale_b")
@@ -318,11 +318,11 @@ def quantize_bias(bias, scale_a, scale_b):
 
 def quantized_linear(qx, scale_x, zero_point_x, qw, scale_w, zero_point_w, scale_out,
                      zero_point_out, bias=None, bits: int = 8, signed: bool = True):
-    """A linear layer ``y = x W^T + b`` computed on integer codes only.
+    r"""A linear layer ``y = x W^T + b`` computed on integer codes only.
 
-    .. math::  q_y = \\operatorname{clamp}\\Big(Z_y + M\\big(\\textstyle\\sum_j
-               (q_{x,ij} - Z_x)(q_{w,kj} - Z_w) + q_{b,k}\\big)\\Big), \\qquad
-               M = \\frac{S_x S_w}{S_y}
+    .. math::  q_y = \operatorname{clamp}\Big(Z_y + M\big(\textstyle\sum_j
+               (q_{x,ij} - Z_x)(q_{w,kj} - Z_w) + q_{b,k}\big)\Big), \qquad
+               M = \frac{S_x S_w}{S_y}
 
     ``qx`` is (m, in), ``qw`` is (out, in) as in ``torch.nn.Linear``; ``scale_w`` and
     ``zero_point_w`` may hold one value per output row. ``bias`` is real (length out) and is

@@ -30,9 +30,9 @@ def _error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def mse(x, x_hat) -> float:
-    """Mean squared error.
+    r"""Mean squared error.
 
-    .. math::  \\mathrm{MSE} = \\frac{1}{n} \\sum_i (x_i - \\hat{x}_i)^2
+    .. math::  \mathrm{MSE} = \frac{1}{n} \sum_i (x_i - \hat{x}_i)^2
 
     In float64: ``inf`` when the mean square exceeds float64's range (errors beyond ~1e154).
     """
@@ -42,29 +42,29 @@ def mse(x, x_hat) -> float:
 
 
 def max_abs_error(x, x_hat) -> float:
-    """Largest absolute error.
+    r"""Largest absolute error.
 
-    .. math::  \\max_i |x_i - \\hat{x}_i|
+    .. math::  \max_i |x_i - \hat{x}_i|
     """
     a, b = _pair(x, x_hat)
     return float(np.max(np.abs(_error(a, b))))
 
 
 def sqnr_db(x, x_hat) -> float:
-    """Signal-to-quantization-noise ratio in decibels.
+    r"""Signal-to-quantization-noise ratio in decibels.
 
-    .. math::  \\mathrm{SQNR} = 10 \\log_{10}
-               \frac{\\sum_i x_i^2}{\\sum_i (x_i - \\hat{x}_i)^2}
+    .. math::  \mathrm{SQNR} = 10 \log_{10}
+               \frac{\sum_i x_i^2}{\sum_i (x_i - \hat{x}_i)^2}
 
     ``inf`` for a perfect reconstruction (every error exactly zero, an all-zero ``x`` included),
     ``-inf`` for an all-zero signal with some noise. Each extra bit adds about 6.02 dB.
 
     Computed in float64. When a sum of squares would overflow or underflow float64 (values
-    beyond about :math:`2^{\\pm 460}`), each sum is taken of values scaled by a power of two and
+    beyond about :math:`2^{\pm 460}`), each sum is taken of values scaled by a power of two and
     the scale is added back in the logarithm,
 
-    .. math::  10 \\log_{10} \\sum_i v_i^2 = 20 \\log_{10} 2^k
-               + 10 \\log_{10} \\sum_i (v_i / 2^k)^2,
+    .. math::  10 \log_{10} \sum_i v_i^2 = 20 \log_{10} 2^k
+               + 10 \log_{10} \sum_i (v_i / 2^k)^2,
 
     so huge and tiny finite inputs give a finite answer instead of NaN or inf.
     """

@@ -97,11 +97,11 @@ def cast_fp8(x, fmt: str, saturate: bool = False):
 
 
 def fp8_scaled(x, fmt: str = "e4m3fn", block_size: int | None = None):
-    """Scaled FP8: x ≈ s · fp8(x / s) with one float32 scale per tensor or per block.
+    r"""Scaled FP8: x ≈ s · fp8(x / s) with one float32 scale per tensor or per block.
 
     .. math::
 
-        s = \\frac{\\max |x|}{\\text{max}_{\\text{fp8}}}
+        s = \frac{\max |x|}{\text{max}_{\text{fp8}}}
 
     over the whole (flattened) array when ``block_size`` is None, else over each block of
     ``block_size`` values of the last axis. Returns the float32 values after the round trip.
@@ -131,11 +131,11 @@ E2M1_EMAX = 2  # the largest E2M1 value is 6 = 1.5 · 2^2
 
 
 def mx_scale_exponent(amax, emax_elem: int = E2M1_EMAX):
-    """The OCP MX shared exponent of a block: floor(log2 amax) - emax_elem.
+    r"""The OCP MX shared exponent of a block: floor(log2 amax) - emax_elem.
 
     .. math::
 
-        X = 2^{\\lfloor \\log_2 \\max_i |x_i| \\rfloor - e_{\\max,\\text{elem}}}
+        X = 2^{\lfloor \log_2 \max_i |x_i| \rfloor - e_{\max,\text{elem}}}
 
     so the largest value of the block lands in the top binade of the element format (for E2M1,
     amax / X lies in [4, 8) and values above 6 are clipped to 6). Computed as ggml does, with a
@@ -187,12 +187,12 @@ MXFP4_BYTES = 17
 
 
 def encode_mxfp4(x):
-    """Encode floats as GGUF MXFP4 blocks: 17 bytes per 32 values, byte for byte as ggml.
+    r"""Encode floats as GGUF MXFP4 blocks: 17 bytes per 32 values, byte for byte as ggml.
 
     .. math::
 
-        e = \\lfloor \\log_2 \\max_i |x_i| \\rfloor - 2 + 127, \\qquad
-        c_i = \\arg\\min_c \\left| 2^{e-127} \\, v_c - x_i \\right|
+        e = \lfloor \log_2 \max_i |x_i| \rfloor - 2 + 127, \qquad
+        c_i = \arg\min_c \left| 2^{e-127} \, v_c - x_i \right|
 
     with v_c the E2M1 values; an all-zero block has e = 0. Ties go to the smaller magnitude
     (the OCP spec rounds to nearest even). Values up to 7·X clip to 6·X.
@@ -215,11 +215,11 @@ def _encode_mxfp4_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_mxfp4(raw):
-    """Decode GGUF MXFP4 bytes: x_i = 2^(e-128) · 2v_i in float32, as ggml.
+    r"""Decode GGUF MXFP4 bytes: x_i = 2^(e-128) · 2v_i in float32, as ggml.
 
     .. math::
 
-        x_i = 2^{e - 127} \\, v_{c_i}
+        x_i = 2^{e - 127} \, v_{c_i}
 
     The product is exact except where it overflows float32 (e ≥ 254 with large codes gives
     inf); e = 255, NaN in the spec, is read as a number, and code 8 (-0) gives +0, as in ggml.
@@ -273,11 +273,11 @@ def ue4m3_encode(s) -> np.ndarray:
 
 
 def nvfp4_tensor_scale(x) -> float:
-    """NVIDIA's second level: a float32 per-tensor scale that maps max|x| onto 6 · 448.
+    r"""NVIDIA's second level: a float32 per-tensor scale that maps max|x| onto 6 · 448.
 
     .. math::
 
-        s_{\\text{tensor}} = \\frac{\\max |x|}{6 \\cdot 448}
+        s_{\text{tensor}} = \frac{\max |x|}{6 \cdot 448}
 
     Encode x / s_tensor with :func:`encode_nvfp4` and multiply the decoded values by
     s_tensor. The GGUF NVFP4 block has no field for it.
@@ -288,14 +288,14 @@ def nvfp4_tensor_scale(x) -> float:
 
 
 def encode_nvfp4(x):
-    """Encode floats as GGUF NVFP4 blocks: 36 bytes per 64 values, as ggml's reference.
+    r"""Encode floats as GGUF NVFP4 blocks: 36 bytes per 64 values, as ggml's reference.
 
     Per group of 16 values:
 
     .. math::
 
-        u = \\text{ue4m3}\\!\\left(\\frac{\\max_i |x_i|}{6}\\right), \\qquad
-        c_i = \\arg\\min_c \\left| d(u) \\, v_c - x_i \\right|
+        u = \text{ue4m3}\!\left(\frac{\max_i |x_i|}{6}\right), \qquad
+        c_i = \arg\min_c \left| d(u) \, v_c - x_i \right|
 
     with d(u) the decoded scale. The scale byte is rounded half up and saturates at 448
     (:func:`ue4m3_encode`), so values beyond 6 · 448 = 2688 clip; ties of the elements go
@@ -314,11 +314,11 @@ def _encode_nvfp4_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_nvfp4(raw):
-    """Decode GGUF NVFP4 bytes: x_i = d_s · 2v_i with d_s the halved UE4M3 scale of group s.
+    r"""Decode GGUF NVFP4 bytes: x_i = d_s · 2v_i with d_s the halved UE4M3 scale of group s.
 
     .. math::
 
-        x_i = \\text{ue4m3}(u_s) \\, v_{c_i}
+        x_i = \text{ue4m3}(u_s) \, v_{c_i}
 
     Exact in float32 for every byte (bytes 0x00 and 0x7F give scale 0, as in ggml).
     """

@@ -1,13 +1,13 @@
-"""Quantize every linear layer of a torch model, and count the bytes it would take.
+r"""Quantize every linear layer of a torch model, and count the bytes it would take.
 
 This is **weight-only fake quantization**: each ``nn.Linear`` weight :math:`W` is quantized with
 :mod:`quantbook.symmetric` and immediately dequantized,
 
-.. math::  \\hat{W} = \\tilde{S}\\, q, \\qquad
-           q = \\operatorname{clamp}(\\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1),
-           \\qquad \\tilde{S} = \\operatorname{fp16}(S),
+.. math::  \hat{W} = \tilde{S}\, q, \qquad
+           q = \operatorname{clamp}(\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1),
+           \qquad \tilde{S} = \operatorname{fp16}(S),
 
-and :math:`\\hat{W}` (float32) replaces :math:`W`. The model then computes in float32 exactly
+and :math:`\hat{W}` (float32) replaces :math:`W`. The model then computes in float32 exactly
 what a weight-only kernel (int8 or int4 weights, float activations, e.g. W4A16) computes after it
 dequantizes its weights on the fly: the *accuracy* is that of the quantized model. The memory is
 not saved here (the weights are still float32); :func:`model_size_bytes` counts what the
@@ -100,7 +100,7 @@ SCHEMES = {
 
 
 def get_scheme(scheme) -> Scheme:
-    """A :class:`Scheme` from its name in :data:`SCHEMES` (or a Scheme, returned as is)."""
+    """A :class:`Scheme` from its name in ``SCHEMES`` (or a Scheme, returned as is)."""
     if isinstance(scheme, Scheme):
         bits = check_integer(scheme.bits, "scheme.bits", what="32 (float) or from 2 to 8")
         if bits != 32 and not 2 <= bits <= 8:
@@ -139,10 +139,10 @@ def _weight_array(weight, name: str = "weight") -> np.ndarray:
 
 
 def quantize_weight(weight, scheme):
-    """Integer codes and float16 scales of one (out, in) weight matrix.
+    r"""Integer codes and float16 scales of one (out, in) weight matrix.
 
-    .. math::  S = \\frac{\\max |W|}{2^{b-1}-1} \\text{ (per tensor, row or group)}, \\qquad
-               q = \\operatorname{clamp}(\\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1)
+    .. math::  S = \frac{\max |W|}{2^{b-1}-1} \text{ (per tensor, row or group)}, \qquad
+               q = \operatorname{clamp}(\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1)
 
     The codes are rounded with the float32 scale (as llama.cpp does), the scale is then stored as
     float16. Returns ``(q, scale)``: int8 codes of the weight's shape and a float16 array (shape
@@ -203,10 +203,10 @@ def quantize_model(model, scheme, inplace: bool = False):
 
 
 def weight_storage_bytes(shape, scheme) -> int:
-    """Bytes to store one (out, in) weight matrix: packed codes plus float16 scales.
+    r"""Bytes to store one (out, in) weight matrix: packed codes plus float16 scales.
 
-    .. math::  \\text{bytes} = \\text{out} \\cdot \\lceil \\text{in} \\cdot b / 8 \\rceil
-               + 2\\,n_{scales}
+    .. math::  \text{bytes} = \text{out} \cdot \lceil \text{in} \cdot b / 8 \rceil
+               + 2\,n_{scales}
 
     Codes are packed along each row (two int4 codes per byte; an odd row is padded with one
     nibble), :math:`n_{scales}` is 1 (per tensor), out (per channel) or out·in/g (per group). The
@@ -240,10 +240,10 @@ def linear_weight_bytes(model, scheme) -> int:
 
 
 def model_size_bytes(model, scheme) -> int:
-    """Bytes of the whole model with its ``nn.Linear`` weights stored under ``scheme``.
+    r"""Bytes of the whole model with its ``nn.Linear`` weights stored under ``scheme``.
 
-    .. math::  \\text{bytes} = \\sum_{\\text{Linear } W} \\text{storage}(W)
-               + \\sum_{\\text{other parameters } p} |p| \\cdot \\text{itemsize}(p)
+    .. math::  \text{bytes} = \sum_{\text{Linear } W} \text{storage}(W)
+               + \sum_{\text{other parameters } p} |p| \cdot \text{itemsize}(p)
 
     Every parameter counts once (shared parameters too); buffers (e.g. position ids) do not.
     Biases, embeddings and LayerNorms stay at their own dtype.

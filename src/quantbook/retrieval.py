@@ -245,10 +245,10 @@ def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 
 
 
 def recall_at_k(found_ids, true_ids) -> float:
-    """Recall@k = mean over queries of |found ∩ true| / k, with k = true_ids.shape[1].
+    r"""Recall@k = mean over queries of ``|found ∩ true| / k``, with k = true_ids.shape[1].
 
-    .. math::  \\mathrm{recall@}k = \frac{1}{n} \\sum_{i=1}^{n}
-               \frac{|\\{f_{i1}, \\dots, f_{ik}\\} \\cap \\{t_{i1}, \\dots, t_{ik}\\}|}{k}
+    .. math::  \mathrm{recall@}k = \frac{1}{n} \sum_{i=1}^{n}
+               \frac{|\{f_{i1}, \dots, f_{ik}\} \cap \{t_{i1}, \dots, t_{ik}\}|}{k}
 
     ``found_ids`` (n, ≥k or fewer) are the ids a search returned, ``true_ids`` (n, k) those of
     exact float32 search. 1.0 means every true neighbour was found. Ids are counted as sets: a

@@ -1,8 +1,8 @@
-"""Symmetric (absmax) quantization: zero point fixed at 0, the scale set by the largest |x|.
+r"""Symmetric (absmax) quantization: zero point fixed at 0, the scale set by the largest ``|x|``.
 
-.. math::  S = \\frac{\\max |x|}{2^{b-1} - 1}, \\qquad
-           q = \\operatorname{clamp}(\\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1),
-           \\qquad \\hat{x} = S\\,q
+.. math::  S = \frac{\max |x|}{2^{b-1} - 1}, \qquad
+           q = \operatorname{clamp}(\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1),
+           \qquad \hat{x} = S\,q
 
 The *restricted* range [-127, 127] (8 bits) is symmetric, so ``-x`` quantizes to ``-q`` exactly,
 at the price of never using the code -128. The *full* range [-128, 127]
@@ -12,7 +12,7 @@ at the price of never using the code -128. The *full* range [-128, 127]
 Granularity: one scale for the whole tensor (default), one per slice along ``axis``
 (per-channel), or one per ``group_size`` consecutive values along the last axis (per-group).
 
-A nonzero max|x| whose scale float32 cannot hold (it would round to 0 or to inf, e.g. for
+A nonzero ``max|x|`` whose scale float32 cannot hold (it would round to 0 or to inf, e.g. for
 ``max|x| = 1e-45``) is a ``ValueError``, not a zero or infinite scale; a scale
 passed to :func:`dequantize` must broadcast against ``q`` without growing it (per-group scales
 need ``group_size``).
@@ -48,10 +48,10 @@ __all__ = [
 
 
 def qrange(bits: int = 8, restricted: bool = True) -> tuple[int, int]:
-    """The codes symmetric quantization uses.
+    r"""The codes symmetric quantization uses.
 
-    .. math::  [-(2^{b-1}-1),\\, 2^{b-1}-1] \\text{ (restricted)}, \\qquad
-               [-2^{b-1},\\, 2^{b-1}-1] \\text{ (full)}
+    .. math::  [-(2^{b-1}-1),\, 2^{b-1}-1] \text{ (restricted)}, \qquad
+               [-2^{b-1},\, 2^{b-1}-1] \text{ (full)}
     """
     bits = check_bits(bits)
     top = 2 ** (bits - 1) - 1
@@ -80,7 +80,7 @@ _check_axis = check_axis  # kept under its old name for quantbook.granularity
 
 
 def _absmax(a: np.ndarray, axis, group_size):
-    """max|x| per tensor (scalar), per slice along ``axis`` or per group (keepdims)."""
+    """``max|x|`` per tensor (scalar), per slice along ``axis`` or per group (keepdims)."""
     if axis is not None and group_size is not None:
         raise ValueError("give axis (per-channel) or group_size (per-group), not both")
     # initial=0 makes empty reductions well defined (|x| >= 0 anyway).
@@ -105,7 +105,7 @@ def _scale_from_absmax(absmax, bits: int, restricted: bool):
 
 
 def _check_absmax_scale(scale: np.ndarray, absmax) -> None:
-    """A nonzero max|x| must give a scale float32 holds (not rounding to 0, not to inf)."""
+    """A nonzero ``max|x|`` must give a scale float32 holds (not rounding to 0, not to inf)."""
     m = np.atleast_1d(np.asarray(absmax, np.float64))
     used = np.atleast_1d(np.asarray(scale, np.float64))[m > 0]
     if used.size and (used.min() == 0 or float32_misfit(used) is not None):
@@ -117,10 +117,10 @@ def _check_absmax_scale(scale: np.ndarray, absmax) -> None:
 
 
 def absmax_scale(x, bits: int = 8, axis=None, group_size=None, restricted: bool = True):
-    """The absmax scale.
+    r"""The absmax scale.
 
-    .. math::  S = \\frac{\\max |x|}{2^{b-1} - 1} \\text{ (restricted)}, \\qquad
-               S = \\frac{\\max |x|}{(2^b - 1)/2} \\text{ (full range)}
+    .. math::  S = \frac{\max |x|}{2^{b-1} - 1} \text{ (restricted)}, \qquad
+               S = \frac{\max |x|}{(2^b - 1)/2} \text{ (full range)}
 
     All-zero input (or slice, or group) gets ``S = 1.0``. Returns a Python float per tensor, a
     float32 array with kept dimensions per channel (``axis``), or shape ``(..., n // g, 1)`` per
@@ -147,10 +147,10 @@ def _quantize(x, bits, axis, group_size, restricted):
 
 
 def quantize(x, bits: int = 8, axis=None, group_size=None):
-    """Symmetric absmax quantization in the restricted range.
+    r"""Symmetric absmax quantization in the restricted range.
 
-    .. math::  S = \\frac{\\max |x|}{2^{b-1} - 1}, \\qquad
-               q = \\operatorname{clamp}(\\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1)
+    .. math::  S = \frac{\max |x|}{2^{b-1} - 1}, \qquad
+               q = \operatorname{clamp}(\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1)
 
     Parameters
     ----------
@@ -179,10 +179,10 @@ def quantize(x, bits: int = 8, axis=None, group_size=None):
 
 
 def quantize_full_range(x, bits: int = 8, axis=None, group_size=None):
-    """Symmetric quantization that also uses the code :math:`-2^{b-1}`.
+    r"""Symmetric quantization that also uses the code :math:`-2^{b-1}`.
 
-    .. math::  S = \\frac{\\max |x|}{(2^b - 1)/2}, \\qquad
-               q = \\operatorname{clamp}(\\operatorname{round}(x / S), -2^{b-1}, 2^{b-1}-1)
+    .. math::  S = \frac{\max |x|}{(2^b - 1)/2}, \qquad
+               q = \operatorname{clamp}(\operatorname{round}(x / S), -2^{b-1}, 2^{b-1}-1)
 
     ``±max|x|`` sit 127.5 steps from zero (8 bits), half-way between two codes: ``-max|x|``
     rounds to -128 or -127 and ``+max|x|`` to 127 (after the clamp), depending on the last bit
@@ -194,9 +194,9 @@ def quantize_full_range(x, bits: int = 8, axis=None, group_size=None):
 
 
 def dequantize(q, scale, group_size=None):
-    """Integer codes back to real values (float32).
+    r"""Integer codes back to real values (float32).
 
-    .. math::  \\hat{x} = S\\, q
+    .. math::  \hat{x} = S\, q
 
     ``scale`` as returned by :func:`quantize`; pass the same ``group_size`` for per-group scales.
     """

@@ -283,7 +283,7 @@ def _first_hint(got, candidates, rel: float = 1e-4, abs_: float = 0.0) -> str | 
 
 @_check(1)
 def check_task1(answer) -> int:
-    """``answer = (scale, zero_point)`` for :data:`TASK1_RANGE` on signed int8 (1 point each).
+    """``answer = (scale, zero_point)`` for ``TASK1_RANGE`` on signed int8 (1 point each).
 
     S = (beta - alpha) / (q_max - q_min), Z = round(q_min - alpha / S).
     """
@@ -363,8 +363,8 @@ def _round_half_away(v):
 def check_task2(quantize_uint8) -> int:
     """``quantize_uint8(x, scale, zero_point)`` returns uint8 codes (2 points).
 
-    q = clamp(round(x / S) + Z, 0, 255), round half to even. Tested on :data:`TASK2_X` with
-    S = :data:`TASK2_SCALE`, Z = :data:`TASK2_ZERO_POINT`.
+    q = clamp(round(x / S) + Z, 0, 255), round half to even. Tested on ``TASK2_X`` with
+    S = ``TASK2_SCALE``, Z = ``TASK2_ZERO_POINT``.
     """
     if _is_blank(quantize_uint8):
         raise _Unanswered("Task 2 is not answered yet: write the function, then run the cell "
@@ -436,7 +436,7 @@ def check_task2(quantize_uint8) -> int:
 
 @_check(3)
 def check_task3(answer) -> int:
-    """``answer`` = the dequantized values of :data:`TASK3_CODES` (1 point): S (q - Z)."""
+    """``answer`` = the dequantized values of ``TASK3_CODES`` (1 point): S (q - Z)."""
     got = _numbers(answer, "Task 3")
     q = TASK3_CODES.astype(np.int64)
     s, z = TASK3_SCALE, TASK3_ZERO_POINT
@@ -513,7 +513,7 @@ def _task4_candidates():
 
 @_check(4)
 def check_task4(answer) -> int:
-    """``answer`` = MSE of :data:`TASK4_WEIGHTS` after symmetric int4 with groups of 32 (2 pt)."""
+    """``answer`` = MSE of ``TASK4_WEIGHTS`` after symmetric int4 with groups of 32 (2 pt)."""
     got = _number(answer, "Task 4")
     right, candidates = _task4_candidates()
     if _close(got, right, rel=1e-3):
@@ -613,7 +613,7 @@ def _task6_candidates():
 
 @_check(6)
 def check_task6(answer) -> int:
-    """``answer`` = the bytes of :data:`TASK6_VALUES` packed high-first (2 points)."""
+    """``answer`` = the bytes of ``TASK6_VALUES`` packed high-first (2 points)."""
     got = _numbers(answer, "Task 6")
     right, candidates = _task6_candidates()
     if got.shape == right.shape and np.array_equal(got, right):
@@ -657,7 +657,7 @@ def _task7_candidates():
 
 @_check(7)
 def check_task7(answer) -> int:
-    """``answer`` = the 32 values of :data:`TASK7_BLOCK`, decoded (2 points): x = d q."""
+    """``answer`` = the 32 values of ``TASK7_BLOCK``, decoded (2 points): x = d q."""
     got = _numbers(answer, "Task 7")
     right, candidates = _task7_candidates()
     if got.size == 34:
@@ -686,7 +686,7 @@ def _hamming(bits_a, bits_b) -> int:
 
 @_check(8)
 def check_task8(answer) -> int:
-    """``answer = (codes_a, distance, signs_a)`` for :data:`TASK8_A`, :data:`TASK8_B` (3 pt).
+    """``answer = (codes_a, distance, signs_a)`` for ``TASK8_A``, ``TASK8_B`` (3 pt).
 
     ``codes_a``: ubinary codes of a (bit 1 where x > 0, first value in the top bit, 3 bytes);
     ``distance``: Hamming distance of the codes of a and b; ``signs_a``: codes_a dequantized to
