@@ -86,15 +86,20 @@ def build(name: str, run_tests: bool = True) -> dict[str, Path]:
             "key": out / "key.ipynb", "autograder": out / "autograder.zip"}
 
 
+def cells(nb: nbformat.NotebookNode) -> list[tuple]:
+    """What a notebook says: type, source and tags of every cell (not Otter's random ids)."""
+    return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
+
+
 def published_differences(name: str, built: dict[str, Path]) -> list[str]:
     """What differs between the built student pieces and the published copies."""
     _, notebook, tests = ASSIGNMENTS[name]
     problems = []
-    if not notebook.is_file() or (nbformat.read(notebook, as_version=4).cells
-                                  != nbformat.read(built["student"], as_version=4).cells):
+    if not notebook.is_file() or (cells(nbformat.read(notebook, as_version=4))
+                                  != cells(nbformat.read(built["student"], as_version=4))):
         problems.append(f"{notebook.relative_to(ROOT)} is not the student notebook of its source")
     built_tests = sorted(p.name for p in built["public_tests"].glob("*.py"))
-    have = sorted(p.name for p in tests.glob("t*.py")) if tests.is_dir() else []
+    have = sorted(p.name for p in tests.glob("*.py") if p.name != "__init__.py") if tests.is_dir() else []
     if built_tests != have or not all(filecmp.cmp(built["public_tests"] / n, tests / n, False)
                                       for n in built_tests):
         problems.append(f"{tests.relative_to(ROOT)} does not hold the public tests of its source")

@@ -38,7 +38,7 @@ import numpy as np
 
 from quantbook import formats
 
-__all__ = ["TASKS", "MAX_POINTS", "Task", "inputs", "seed_of", "public_tests"]
+__all__ = ["TASKS", "MAX_POINTS", "Task", "inputs", "homework3_inputs", "seed_of", "public_tests"]
 
 
 class Task(NamedTuple):
@@ -181,6 +181,38 @@ def inputs(student_id) -> LabInputs:
     return LabInputs(student_id, t1_value, t1_params, t2_range, scale, zero_point, t3_x,
                      t4_codes, t5_weights, t6_calibration, t6_test, t7_values, t8_block,
                      t9_block, t10_a, t10_b, t11_qa, t11_qw, (s_a, s_w, s_out))
+
+
+class Homework3Inputs(NamedTuple):
+    """Every numeric input of the week-3 homework (Parts II and III) for one student."""
+
+    student_id: str
+    h1_scale_byte: int        # task 1: the E8M0 shared scale of an MXFP4 block (a byte)
+    h1_nibbles: tuple         # task 1: eight FP4 (E2M1) codes of the block, 0..15
+    h2_x: np.ndarray          # task 2: one NF4 block of 16 weights
+    h3_x: np.ndarray          # task 3: activations, 16 tokens x 8 channels (one outlier channel)
+    h3_w: np.ndarray          # task 3: weights, 8 input channels x 4 outputs
+    h4_x: np.ndarray          # task 4: inputs of a fake-quantizer (int4, signed, zero point 0)
+    h4_scale: float           # task 4: its scale
+
+
+def homework3_inputs(student_id) -> Homework3Inputs:
+    """Every numeric input of the week-3 homework for ``student_id`` (see :func:`seed_of`)."""
+    rng = np.random.default_rng(seed_of(student_id) ^ 0x5EED_0003)
+    h1_scale_byte = int(rng.integers(118, 131))
+    nibbles = rng.integers(0, 16, size=8)
+    nibbles[rng.integers(8)] = int(rng.integers(9, 16))  # at least one negative value
+    h2_x = rng.normal(0.0, 0.02, size=16).astype(np.float32)
+    x = rng.normal(0.0, 1.0, size=(16, 8))
+    x[:, rng.integers(8)] *= rng.uniform(20.0, 60.0)  # the outlier channel
+    w = rng.normal(0.0, 0.05, size=(8, 4))
+    scale = round(float(rng.uniform(0.05, 0.2)), 3)
+    # Inputs inside, outside and exactly at the ends of the range [-8 S, 7 S].
+    h4 = np.concatenate([rng.uniform(-10, 9, size=8) * scale, [-8 * scale, 7 * scale]])
+    return Homework3Inputs(student_id, h1_scale_byte, tuple(int(n) for n in nibbles),
+                           _readonly(h2_x), _readonly(x.astype(np.float32)),
+                           _readonly(w.astype(np.float32)),
+                           _readonly(rng.permutation(h4).astype(np.float32)), scale)
 
 
 def public_tests(assignment: str = "lab") -> Path:
