@@ -111,12 +111,13 @@ class LabInputs(NamedTuple):
 
 
 def _t2_range(rng) -> tuple[float, float]:
-    # A range whose exact zero point has a fractional part above 1/2: int() and round() differ.
+    # A range whose exact zero point is more than 1/2 away from its truncation toward zero:
+    # int() and round() differ.
     while True:
         alpha = -round(float(rng.uniform(1.0, 6.0)), 1)
         beta = round(float(rng.uniform(0.5, 6.0)), 1)
         exact = -128 - alpha / ((beta - alpha) / 255)
-        if 0.6 < exact - np.floor(exact) < 0.95:
+        if 0.6 < abs(exact - np.trunc(exact)) < 0.95:
             return alpha, beta
 
 
