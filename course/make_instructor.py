@@ -170,6 +170,9 @@ def assemble() -> None:
     (SRC / "hidden-tests.md").write_text(render_hidden_tests(), encoding="utf-8")
     for assignment in SOURCES:
         key = nbformat.read(ROOT / "_build" / "course" / assignment / "key.ipynb", as_version=4)
+        for cell in key.cells:  # the chapters are on the public website, not in this edition
+            if cell.cell_type == "markdown":
+                cell.source = re.sub(r"\[([^\]]+)\]\(\d\d_\w+\.ipynb\)", r"\1", cell.source)
         key.cells.insert(0, nbformat.v4.new_markdown_cell(
             f"```{{warning}}\nThe key of `{assignment}`, for instructors only. Set `STUDENT_ID` "
             "to a student's id and run all cells to see that student's answers.\n```"))
