@@ -1,4 +1,4 @@
-"""Grade a folder of submitted notebooks with Otter-Grader, without Docker: a CSV and Gradescope JSON.
+"""Grade a folder of submitted notebooks with Otter-Grader, without Docker: CSV and Gradescope.
 
     make grade SUBMISSIONS=path/to/folder [ASSIGNMENT=lab|hw3]
     .venv/bin/python course/grade.py path/to/folder --assignment lab --out _build/grades
@@ -75,7 +75,7 @@ def grade_one(notebook: Path, zip_path: Path, timeout: int = 600) -> tuple[dict,
 
 
 def scores(results: dict) -> dict[str, tuple[float, float]]:
-    """question -> (points, possible), from Otter's results (its "Public Tests" summary left out)."""
+    """question -> (points, possible) from Otter's results (its "Public Tests" summary left out)."""
     return {test["name"]: (float(test.get("score") or 0), float(test.get("max_score") or 0))
             for test in results.get("tests", []) if test.get("name") != "Public Tests"}
 
@@ -94,7 +94,7 @@ def grade_folder(folder: Path, assignment: str = "lab", out: Path | None = None,
         graded = list(pool.map(lambda nb: grade_one(nb, zip_path), notebooks))
 
     rows, questions = [], []
-    for notebook, (results, log) in zip(notebooks, graded):
+    for notebook, (results, log) in zip(notebooks, graded, strict=True):
         (out / "gradescope" / f"{notebook.stem}.json").write_text(json.dumps(results, indent=1))
         (out / "log" / f"{notebook.stem}.txt").write_text(log)
         points = scores(results)

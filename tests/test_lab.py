@@ -33,20 +33,20 @@ def _equal(a, b) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return np.array_equal(np.asarray(a), np.asarray(b))
     if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
 @pytest.mark.parametrize("make", [lab.inputs, lab.homework3_inputs])
 def test_an_id_always_gets_the_same_inputs(make):
     first, again = make("ada@example.edu"), make(" Ada@Example.edu ")
-    assert all(_equal(x, y) for x, y in zip(first[1:], again[1:]))
+    assert all(_equal(x, y) for x, y in zip(first[1:], again[1:], strict=True))
 
 
 @pytest.mark.parametrize("make", [lab.inputs, lab.homework3_inputs])
 def test_two_ids_get_different_values_in_every_numeric_input(make):
     a, b = make("ada@example.edu"), make("bob@example.edu")
-    for name, x, y in zip(a._fields, a, b):
+    for name, x, y in zip(a._fields, a, b, strict=True):
         if name == "student_id":
             continue
         assert not _equal(x, y), f"{name} is the same for two students"
@@ -54,7 +54,7 @@ def test_two_ids_get_different_values_in_every_numeric_input(make):
 
 @pytest.mark.parametrize("make", [lab.inputs, lab.homework3_inputs])
 def test_inputs_are_read_only(make):
-    for name, value in zip(make("demo")._fields, make("demo")):
+    for name, value in zip(make("demo")._fields, make("demo"), strict=True):
         if isinstance(value, np.ndarray):
             with pytest.raises(ValueError):
                 value.flat[0] = 1
