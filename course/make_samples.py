@@ -47,8 +47,7 @@ def write(samples: dict, out: Path) -> None:
 def lab_samples() -> dict:
     key = nbf.read(ROOT / "_build/course/lab/key.ipynb", as_version=4)
     student = nbf.read(ROOT / "_build/course/lab/student.ipynb", as_version=4)
-    samples = {}
-    nb = with_id(key, "ada@example.edu"); samples["correct"] = nb
+    samples = {"correct": with_id(key, "ada@example.edu")}
     samples["blank"] = with_id(student, "blank@example.edu")
     nb = with_id(key, "cy@example.edu")
     for old, new in [
