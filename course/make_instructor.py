@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -31,7 +32,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {"lab": ROOT / "course" / "lab" / "lab_source.ipynb",
            "hw3": ROOT / "course" / "homework" / "hw3_source.ipynb"}
-PAGES = ROOT / "course" / "instructor"
+# A course that keeps its own bank and rubrics private points this at its private copy of
+# course/instructor/ (the same files); the editions test then checks those answers too.
+PAGES = Path(os.environ.get("QUANTBOOK_INSTRUCTOR_PAGES", ROOT / "course" / "instructor"))
 SRC = ROOT / "_build" / "instructor-src"
 OUT = ROOT / "_build" / "instructor"
 USES = {"Q1": "Quiz Q1 (chapters 1-4)", "Q2": "Quiz Q2 (chapters 5-7)", "E": "Final exam"}
