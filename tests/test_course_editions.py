@@ -120,8 +120,10 @@ def test_the_wheel_reveals_no_key(wheel):
         names = archive.namelist()
         texts = {name: normalize(archive.read(name).decode(errors="ignore")) for name in names}
     assert "quantbook/exercises/lab.py" in names
-    assert any(name.startswith("quantbook/exercises/lab_tests/") for name in names), \
-        "the public tests must ship with the package (grader.check in Colab)"
+    for folder in ("lab_tests", "hw3_tests"):
+        assert any(name.startswith(f"quantbook/exercises/{folder}/t") or
+                   name.startswith(f"quantbook/exercises/{folder}/h") for name in names), \
+            f"the public tests ({folder}) must ship with the package (grader.check in Colab)"
     found = leaks(texts)
     assert not found, f"graded answers in the wheel: {found}"
 
