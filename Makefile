@@ -32,13 +32,17 @@ _build/.package-stamp: $(PACKAGE_FILES)
 	rm -rf _build/.jupyter_cache _build/jupyter_execute
 	@mkdir -p _build && touch $@
 
+# The slides are published with the site (_build/html/slides/), from the executed chapters.
 book: $(VENV)/.installed vendor/.installed _build/.package-stamp
 	$(BIN)/jupyter-book build . --all --builder html -W -n --keep-going
+	$(PY) scripts/make_slides.py --output _build/html/slides
 	@echo
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
 
+# ruff for the code; the GitHub workflows validated against their schema (bundled, offline).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 unit: $(VENV)/.installed vendor/.installed
 	$(BIN)/pytest -n 2 -m "not browser" tests
@@ -54,9 +58,8 @@ browser: book
 test: lint book instructor
 	$(BIN)/pytest -n 2 --dist loadfile tests
 
-# One reveal.js deck per chapter, offline: _build/slides/index.html
+# One reveal.js deck per chapter, offline: _build/html/slides/index.html (made by `make book`)
 slides: book
-	$(PY) scripts/make_slides.py
 
 # The graded lab and homework from their Otter sources (course/): student notebooks, keys and
 # autograders in _build/course/<name>/; fails if a published student notebook is stale.

@@ -1,4 +1,4 @@
-"""Element-wise kernels: affine quantize/dequantize, int4 packing, GGUF Q8_0/Q4_0 blocks.
+"""Element-wise kernels: affine quantize/dequantize, int4 packing, GGUF block formats.
 
 References, each on the same seeded data:
 
@@ -109,8 +109,45 @@ def bench_gguf(n: int, repeats: int):
     return rows
 
 
+NEW_FORMATS = ["MXFP4", "NVFP4", "Q4_K", "Q6_K"]
+
+
+def bench_block_formats(n: int, repeats: int):
+    """MXFP4, NVFP4, Q4_K, Q6_K against gguf 0.19.
+
+    Decoders: every one against ``gguf.quants.dequantize``. Encoders: MXFP4 against
+    ``gguf.quants.quantize``; gguf has no encoder for NVFP4, Q4_K or Q6_K, so those are timed
+    against gguf's nearest encoder of the same kind (MXFP4 for NVFP4, the min/max Q4_1 for the
+    K-quants, whose reference search tries 21 candidate scales per sub-block): a cost scale, not
+    a like-for-like target. Encoders run on at most 2**20 values (the K-quant search is slow).
+    """
+    from gguf import GGMLQuantizationType as GT
+    from gguf.quants import dequantize, quantize
+
+    x, _, _ = affine_data(n)
+    small = x[: min(n, 2**20)]
+    nearest = {"MXFP4": "MXFP4", "NVFP4": "MXFP4", "Q4_K": "Q4_1", "Q6_K": "Q4_1"}
+    rows = []
+    for name in NEW_FORMATS:
+        qtype, ref = GT[name], GT[nearest[name]]
+        fmt = formats.get_format(name)
+        raw = fmt.encode(x)
+        assert np.array_equal(fmt.decode(raw), dequantize(raw, qtype)), f"{name} decode differs"
+        label = "gguf" if name == "MXFP4" else f"gguf quantize {nearest[name]}"
+        rows.append(compare("gguf", f"encode_{name.lower()}", f"{small.size:,} float32",
+                            lambda e=fmt.encode: e(small),
+                            {label: lambda t=ref: quantize(small, t)},
+                            {"np.copy": small.copy}, repeats))
+        rows.append(compare("gguf", f"decode_{name.lower()}", f"{n:,} float32",
+                            lambda d=fmt.decode, r=raw: d(r),
+                            {"gguf": lambda r=raw, t=qtype: dequantize(r, t)},
+                            {"np.copy": x.copy}, repeats))
+    return rows
+
+
 def run(n: int, repeats: int):
-    return bench_affine(n, repeats) + bench_packing(n, repeats) + bench_gguf(n, repeats)
+    return (bench_affine(n, repeats) + bench_packing(n, repeats) + bench_gguf(n, repeats)
+            + bench_block_formats(n, repeats))
 
 
 def run_memory(n: int):
@@ -139,5 +176,11 @@ def run_memory(n: int):
         memory("(gguf reference) quantize Q4_0",
                lambda: quantize(x, GGMLQuantizationType.Q4_0), x),
     ]
+    small = x[: min(n, 2**20)]
+    for name in NEW_FORMATS:
+        fmt = formats.get_format(name)
+        raw = fmt.encode(small)
+        rows.append(memory(f"encode_{name.lower()}", lambda f=fmt: f.encode(small), small))
+        rows.append(memory(f"decode_{name.lower()}", lambda f=fmt, r=raw: f.decode(r), raw))
     return rows
 

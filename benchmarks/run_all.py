@@ -1,6 +1,6 @@
 """Run the Quantbook benchmarks and print (or write) the results table.
 
-    .venv/bin/python benchmarks/run_all.py            # kernels, search, memory: a few minutes
+    .venv/bin/python benchmarks/run_all.py            # kernels, search, memory, engine: minutes
     .venv/bin/python benchmarks/run_all.py --all      # + notebooks, book build, explorers
     .venv/bin/python benchmarks/run_all.py --all --write   # ... into benchmarks/README.md
 
@@ -40,6 +40,10 @@ def parse_args(argv=None):
                         help="build the book from clean and from cache in a scratch copy")
     parser.add_argument("--explorers", action="store_true",
                         help="explorer input-to-redraw latency in headless Chromium")
+    parser.add_argument("--engine", action="store_true",
+                        help="the ONNX Runtime engine table (chapter 14); part of the default "
+                        "run, this flag adds it to --skip-kernels")
+    parser.add_argument("--no-engine", action="store_true", help="leave out the engine table")
     parser.add_argument("--all", action="store_true", help="all of the above")
     parser.add_argument("--skip-kernels", action="store_true",
                         help="only the optional parts asked for")
@@ -104,7 +108,7 @@ def duration_table(rows) -> list[str]:
     return lines
 
 
-def report(args, timings, memories, durations, loads) -> str:
+def report(args, timings, memories, durations, loads, engine_table=None) -> str:
     info = common.machine()
     lines = ["## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {key} | `{value}` |" if key == "command" else f"| {key} | {value} |"
@@ -116,6 +120,8 @@ def report(args, timings, memories, durations, loads) -> str:
         lines += timing_table(timings) + [""]
     if memories:
         lines += ["## Peak memory", ""] + memory_table(memories) + [""]
+    if engine_table:
+        lines += ["## Engine (ONNX Runtime, chapter 14)", "", engine_table, ""]
     for group in dict.fromkeys(d.group for d in durations):
         lines += [f"## {group}", ""]
         lines += duration_table([d for d in durations if d.group == group]) + [""]
@@ -157,9 +163,15 @@ def main(argv=None) -> int:
         timings += search.run(args.corpus, args.repeats)
         starting("memory")
         memories = kernels.run_memory(n) + search.run_memory(args.corpus)
+    engine_table = None
+    if not args.no_engine and (args.engine or not args.skip_kernels):
+        import engine as engine_bench
+
+        starting("engine")
+        engine_table = engine_bench.table(args.repeats)
     loads.append(("end", common.load_average()))
 
-    text = report(args, timings, memories, durations, loads)
+    text = report(args, timings, memories, durations, loads, engine_table)
     print(text)
     if args.write:
         write_readme(text)

@@ -20,16 +20,16 @@ folder: the decks load nothing from the internet and work offline, also from ``f
 reveal.js and MathJax come from ``node_modules/`` (npm packages ``reveal.js`` and ``mathjax``,
 pinned in package.json)::
 
-    .venv/bin/python scripts/make_slides.py                  # every chapter -> _build/slides/
+    .venv/bin/python scripts/make_slides.py         # every chapter -> _build/html/slides/
     .venv/bin/python scripts/make_slides.py 02_affine_quantization
     .venv/bin/python scripts/make_slides.py --execute-missing  # run chapters the build has not
 
 Layout written::
 
-    _build/slides/index.html                      the list of decks
-    _build/slides/NN_name.slides.html             one deck per chapter
-    _build/slides/reveal.js/{dist,plugin/notes}/  reveal.js (theme "white", speaker notes: "s")
-    _build/slides/mathjax/tex-svg-full.js         MathJax 3, all TeX extensions, SVG output
+    _build/html/slides/index.html                      the list of decks
+    _build/html/slides/NN_name.slides.html             one deck per chapter
+    _build/html/slides/reveal.js/{dist,plugin/notes}/  reveal.js (theme "white", speaker notes: "s")
+    _build/html/slides/mathjax/tex-svg-full.js         MathJax 3, all TeX extensions, SVG output
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from nbformat.v4 import new_markdown_cell, new_notebook, new_raw_cell
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = ROOT / "_build" / "jupyter_execute" / "notebooks"
-OUTPUT = ROOT / "_build" / "slides"
+OUTPUT = ROOT / "_build" / "html" / "slides"  # published with the site
 NODE_MODULES = Path(os.environ.get("QUANTBOOK_NODE_MODULES", ROOT / "node_modules"))
 
 REVEAL_VERSION = "5.2.1"  # the reveal.js package.json pins (nbconvert's template fits 4.x-5.x)

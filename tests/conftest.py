@@ -53,6 +53,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run and every machine: a failure in CI is one
+# anybody can reproduce, and a green run is not luck. (Per-test @settings keep this.)
+settings.register_profile("quantbook", derandomize=True, print_blob=True)
+settings.load_profile("quantbook")
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_DIR = ROOT / "_build" / "html"
@@ -135,6 +141,34 @@ def site_url(site_dir):
     thread.start()
     try:
         yield f"http://{LOCAL_HOST}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# GitHub Pages serves a project's site from https://<owner>.github.io/<repo>/, not from the
+# root: the site is also served under this prefix, and everything outside it is a 404.
+SUB_PATH = "/quantbook/"
+
+
+class _SubPathHandler(_QuietHandler):
+    def translate_path(self, path):
+        if not path.startswith(SUB_PATH):
+            return str(SITE_DIR / "no such file: outside the sub-path")
+        return super().translate_path("/" + path[len(SUB_PATH):])
+
+
+@pytest.fixture(scope="session")
+def sub_path_site_url(site_dir):
+    """Base URL of the built site served under ``SUB_PATH``, as GitHub Pages serves it."""
+    handler = functools.partial(_SubPathHandler, directory=str(site_dir))
+    server = http.server.ThreadingHTTPServer((LOCAL_HOST, 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="sub-path-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOCAL_HOST}:{server.server_address[1]}{SUB_PATH}"
     finally:
         server.shutdown()
         server.server_close()

@@ -246,7 +246,12 @@ def test_nf4_round_trip_error_is_within_half_the_widest_gap(x, block_size):
     x_hat = cb.decode_nf4(rec)
     absmax = np.repeat(np.asarray(rec.absmax), block_size)[: x.size].astype(np.float64)
     half_gap = np.diff(cb.NF4.astype(np.float64)).max() / 2
-    assert (np.abs(x.astype(np.float64) - x_hat) <= absmax * half_gap * (1 + 1e-6) + 1e-45).all()
+    # bitsandbytes multiplies by the float32 reciprocal 1/absmax, which is inf for an absmax
+    # below 2^-128: such a block decodes to zeros (bitsandbytes does the same), so its error is
+    # the value itself, at most absmax.
+    tiny = absmax < 2.0**-128
+    bound = np.where(tiny, absmax, absmax * half_gap * (1 + 1e-6) + 1e-45)
+    assert (np.abs(x.astype(np.float64) - x_hat) <= bound).all()
     codes = np.empty(2 * rec.packed.size, np.uint8)
     codes[0::2], codes[1::2] = rec.packed >> 4, rec.packed & 15
     assert np.array_equal(x_hat, cb.NF4[codes[: x.size]] * absmax.astype(np.float32))

@@ -51,7 +51,9 @@ def pages_with_explorers(site_dir) -> list[str]:
     for page in sorted(site_dir.rglob("*.html")) if site_dir.is_dir() else []:
         if "_static" in page.parts or page.name in ("genindex.html", "search.html"):
             continue
-        if "quantbook.explorers." in page.read_text(encoding="utf-8", errors="replace"):
+        html = page.read_text(encoding="utf-8", errors="replace")
+        # Saved widget state, not prose: the package reference names the classes too.
+        if "application/vnd.jupyter.widget-state+json" in html and "quantbook.explorers." in html:
             found.append(page.relative_to(site_dir).as_posix())
     return found
 

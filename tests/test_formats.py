@@ -6,6 +6,7 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType
 
+from quantbook import formats
 from quantbook.formats import (
     bits_per_weight,
     decode_q4_0,
@@ -137,6 +138,44 @@ def test_bits_per_weight():
         bits_per_weight("q5_0")
 
 
+def test_the_table_matches_gguf_sizes_and_round_trips():
+    expected = {"Q8_0": 8.5, "Q4_0": 4.5, "MXFP4": 4.25, "NVFP4": 4.5, "Q4_K": 4.5, "Q6_K": 6.5625,
+                "IQ4_NL": 4.5}
+    rows = {f.name: f for f in formats.table()}
+    for name, bpw in expected.items():
+        record = rows[name]
+        qtype = GGMLQuantizationType[name]
+        assert (record.block_size, record.block_bytes) == gguf.GGML_QUANT_SIZES[qtype]
+        assert record.bits_per_weight == bpw == bits_per_weight(name.lower())
+        x = random_data((2, 512), 1)
+        raw = formats.encode(x, name)
+        assert raw.shape == (2, 512 // record.block_size * record.block_bytes)
+        back = gguf.quants.dequantize(raw, qtype)
+        np.testing.assert_array_equal(formats.round_trip(x, name), back)
+
+
+def test_register_a_format():
+    record = formats.BlockFormat("TEST_F16", 1, 2, None, lambda raw: raw, "float16")
+    try:
+        assert formats.register(record) is record
+        assert formats.get_format("test_f16").bits_per_weight == 16
+        with pytest.raises(ValueError, match="has no encoder"):
+            formats.encode(np.zeros(4), "TEST_F16")
+    finally:
+        formats.FORMATS.pop("test_f16")
+    with pytest.raises(TypeError, match="fmt must be a BlockFormat"):
+        formats.register("Q4_0")
+
+
+@pytest.mark.parametrize("encode, limit", [(encode_q8_0, 1e7), (encode_q4_0, 6e5)])
+def test_scale_overflowing_float16_raises(encode, limit):
+    x = np.zeros((2, 32), np.float32)
+    x[1, 3] = limit  # gguf stores an inf scale here and decodes the block to inf/NaN
+    with pytest.raises(ValueError, match="x holds a block whose Q._0 scale .* float16"):
+        encode(x)
+    encode(x / 20)  # a twentieth fits
+
+
 def test_torch_in_torch_out_and_empty():
     x = torch.from_numpy(random_data((2, 64), 3))
     raw = encode_q4_0(x)
@@ -163,3 +202,14 @@ def test_torch_in_torch_out_and_empty():
 def test_bad_input_names_the_argument(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+@pytest.mark.parametrize("decode, qtype, nbytes",
+                         [(decode_q8_0, Q8_0, 34), (decode_q4_0, Q4_0, 18)])
+def test_decoders_equal_gguf_on_random_bytes(decode, qtype, nbytes):
+    raw = np.random.default_rng(7).integers(0, 256, size=(300, 4 * nbytes), dtype=np.uint8)
+    with np.errstate(all="ignore"):
+        expected = gguf.quants.dequantize(raw, qtype)
+        got = decode(raw)
+    assert np.isnan(expected).any()  # float16 NaN and inf scales are among the random bytes
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))

@@ -136,6 +136,45 @@ def test_page_works_offline(browser_page, site_url, page):
         check_chapter_links(browser_page, site_url, page, links)
 
 
+# One page of each kind: the landing page, a chapter with explorers, a course page, the
+# package reference, the search page; every link on them that stays on the site must resolve.
+SUB_PATH_PAGES = ["book/intro", "notebooks/02_affine_quantization", "book/course/syllabus",
+                  "book/api/index", "search"]
+SITE_LINKS_JS = """
+() => Array.from(document.querySelectorAll("a[href], link[href], script[src], img[src]"))
+  .map((node) => node.href || node.src)
+  .filter((url) => url.startsWith(location.origin))
+  .map((url) => url.split("#")[0])
+"""
+
+
+@pytest.mark.parametrize("page", SUB_PATH_PAGES)
+def test_page_works_from_a_sub_path(chromium_browser, sub_path_site_url, page):
+    from conftest import SUB_PATH, GuardedPage
+
+    context = chromium_browser.new_context()
+    try:
+        guarded = GuardedPage(context, sub_path_site_url)
+        guarded.open(f"{page}.html")
+        guarded.assert_clean()
+        links = sorted(set(guarded.page.evaluate(SITE_LINKS_JS)))
+        outside = [url for url in links if not urlsplit(url).path.startswith(SUB_PATH)]
+        assert not outside, f"{page}: links that leave the sub-path {SUB_PATH}: {outside}"
+        for url in links:
+            response = context.request.get(url)
+            assert response.ok, f"{page}: {url} answers HTTP {response.status}"
+    finally:
+        context.close()
+
+
+def test_favicon_is_served(browser_page, site_url):
+    page = browser_page.open("book/intro.html")
+    icon = page.locator('link[rel="icon"]').get_attribute("href")
+    assert icon, "no <link rel=icon>: browsers then ask for /favicon.ico and get a 404"
+    response = page.request.get(page.url.rsplit("/", 1)[0] + "/" + icon)
+    assert response.ok
+
+
 def test_search_works_offline(browser_page, site_url):
     """The search page finds book pages from its own index, without a network."""
     browser_page.open("search.html?q=quantization")
@@ -242,3 +281,13 @@ def test_repository_links_agree():
                 if found != owner_repo:
                     wrong.append(f"{path.relative_to(ROOT)}: {found}")
     assert not wrong, f"links to another repository than {REPOSITORY_URL}: {wrong}"
+
+
+def test_slides_are_published_with_the_site(site_dir):
+    """`make book` puts one reveal.js deck per chapter into the site, listed on slides/index."""
+    index = (site_dir / "slides" / "index.html").read_text(encoding="utf-8")
+    chapters = [page for page in NOTEBOOK_PAGES if re.search(r"/\d\d_", page)]
+    for page in chapters:
+        deck = f"{Path(page).name}.slides.html"
+        assert (site_dir / "slides" / deck).is_file(), f"no deck for {page}"
+        assert deck in index, f"slides/index.html does not list {deck}"

@@ -1,7 +1,8 @@
 """quantbook: the math behind Quantbook, a tested textbook on quantization.
 
 One module per idea: ``affine``, ``symmetric``, ``granularity``, ``packing``, ``formats``,
-``floats``, ``embeddings``, ``metrics``, ``matmul``, ``retrieval``, ``data``, ``explorers``.
+``microscaling``, ``kquants``, ``floats``, ``embeddings``, ``metrics``, ``matmul``,
+``retrieval``, ``data``, ``explorers``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

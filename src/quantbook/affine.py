@@ -1,8 +1,8 @@
-"""Affine (zero-point) quantization: a real interval mapped onto the integers.
+r"""Affine (zero-point) quantization: a real interval mapped onto the integers.
 
 A real value x and its integer code q are tied by
 
-.. math::  x \\approx S\\,(q - Z)
+.. math::  x \approx S\,(q - Z)
 
 with the scale :math:`S` (real units per integer step) and the zero point :math:`Z` (the integer
 that stands for 0.0). Rounding is round half to even, as in NumPy and PyTorch; the zero point is an
@@ -14,6 +14,12 @@ Two conventions from elsewhere are here too, because the book compares them:
   tutorials: :func:`quantize_with_scale_factor`, :func:`dequantize_with_scale_factor`;
 * the zero point truncated with Python's ``int()`` instead of rounded:
   :func:`zero_point_truncated`.
+
+Bad input is an error, never a silent result (the rules live in ``quantbook._arrays``): a
+scale must be a number float32 holds (reconstructions are float32, so a scale of 1e39 or 1e-320,
+or a range [x_min, x_max] whose scale would be one, is a ``ValueError``); a zero point is a whole
+number in the code range; ``scale`` and ``zero_point`` broadcast against ``x`` but never make the
+result larger than ``x``; ``signed`` is ``True`` or ``False``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,22 @@ import math
 
 import numpy as np
 
-from quantbook._arrays import check_bits, like, to_numpy, to_real, work_dtype
+from quantbook._arrays import (
+    FLOAT32_RANGE_TEXT,
+    INT32_RANGE,
+    check_bits,
+    check_flag,
+    check_one_grows,
+    check_param_shape,
+    check_scale,
+    check_zero_point,
+    float32_misfit,
+    is_tensor,
+    like,
+    to_numpy,
+    to_real,
+    work_dtype,
+)
 
 __all__ = [
     "qrange",
@@ -42,10 +63,10 @@ __all__ = [
 
 
 def qrange(bits: int = 8, signed: bool = True) -> tuple[int, int]:
-    """The integer range of a ``bits``-bit integer.
+    r"""The integer range of a ``bits``-bit integer.
 
-    .. math::  [q_{min}, q_{max}] = [-2^{b-1}, 2^{b-1}-1] \\text{ (signed)},\\quad
-               [0, 2^b - 1] \\text{ (unsigned)}
+    .. math::  [q_{min}, q_{max}] = [-2^{b-1}, 2^{b-1}-1] \text{ (signed)},\quad
+               [0, 2^b - 1] \text{ (unsigned)}
 
     Examples
     --------
@@ -53,7 +74,7 @@ def qrange(bits: int = 8, signed: bool = True) -> tuple[int, int]:
     ((-128, 127), (0, 255), (-8, 7))
     """
     bits = check_bits(bits)
-    if signed:
+    if check_flag(signed, "signed"):
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
@@ -63,36 +84,56 @@ def _container(signed: bool) -> type:
     return np.int8 if signed else np.uint8
 
 
-def _scale_array(scale) -> np.ndarray:
-    s = to_real(scale, "scale")
-    if s.size and not (s > 0).all():
-        raise ValueError("scale must be positive (real units per integer step), got a value <= 0")
-    return s
+def _scale_array(scale, name: str = "scale") -> np.ndarray:
+    return check_scale(scale, name)
 
 
 def _zero_point_array(zero_point, qmin: int | None = None, qmax: int | None = None) -> np.ndarray:
-    z = to_real(zero_point, "zero_point")
-    if z.dtype.kind == "f":
-        if z.size and not (z == np.rint(z)).all():
-            raise ValueError("zero_point must be a whole number (an integer code)")
-        z = z.astype(np.int64)
-    z = z.astype(np.int64, copy=False)
-    if qmin is not None and z.size and not ((z >= qmin) & (z <= qmax)).all():
+    # Without a code range (dequantize), a zero point must still be an int32 number.
+    if qmin is None:
+        qmin, qmax = INT32_RANGE
+    return check_zero_point(zero_point, qmin, qmax)
+
+
+def _codes(q, name: str = "q") -> np.ndarray:
+    """Integer codes (any integer dtype, or floats holding whole numbers) within int32's range,
+    unconverted."""
+    a = to_real(q, name)
+    if a.dtype.kind == "f" and a.size and not (a == np.rint(a)).all():
+        raise ValueError(f"{name} must hold integer codes (whole numbers), got non-integer values")
+    if a.itemsize > 1 and a.size and (a.min() < INT32_RANGE[0] or a.max() > INT32_RANGE[1]):
+        raise ValueError(f"{name} must hold integer codes within int32's range")
+    return a
+
+
+def _range_ends(x_min, x_max) -> tuple[np.ndarray, np.ndarray]:
+    """The range ends as float64, checked, widened to contain 0 and broadcast together."""
+    lo = to_real(x_min, "x_min").astype(np.float64)
+    hi = to_real(x_max, "x_max").astype(np.float64)
+    check_one_grows({"x_min": lo.shape, "x_max": hi.shape})
+    if np.any(lo > hi):
+        raise ValueError("x_min must not exceed x_max")
+    return np.broadcast_arrays(np.minimum(lo, 0.0), np.maximum(hi, 0.0))
+
+
+def _check_range_scale(scale: np.ndarray) -> None:
+    """A nonzero range must give a scale float32 can hold (zero-width ranges get 1.0)."""
+    bad = float32_misfit(scale)
+    if bad is not None:
         raise ValueError(
-            f"zero_point must lie in the integer range [{qmin}, {qmax}] so that 0.0 is "
-            f"representable, got {z.min()}..{z.max()}"
+            f"x_min and x_max span a range whose scale {bad:g} float32 cannot hold "
+            f"({FLOAT32_RANGE_TEXT}; reconstructions are float32): rescale the data"
         )
-    return z
 
 
 def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
-    """Scale and zero point that map [x_min, x_max] onto the integer range.
+    r"""Scale and zero point that map [x_min, x_max] onto the integer range.
 
     The range is first widened to contain 0, then
 
-    .. math::  S = \\frac{x_{max} - x_{min}}{q_{max} - q_{min}}, \\qquad
-               Z = \\operatorname{clamp}\\big(\\operatorname{round}(q_{min} - x_{min}/S),
-               q_{min}, q_{max}\\big)
+    .. math::  S = \frac{x_{max} - x_{min}}{q_{max} - q_{min}}, \qquad
+               Z = \operatorname{clamp}\big(\operatorname{round}(q_{min} - x_{min}/S),
+               q_{min}, q_{max}\big)
 
     A zero-width range (all zeros) gets ``S = 1.0`` instead of a division by zero.
 
@@ -115,13 +156,11 @@ def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
     (0.02431372549019608, -5)
     """
     qmin, qmax = qrange(bits, signed)
-    lo = to_real(x_min, "x_min").astype(np.float64)
-    hi = to_real(x_max, "x_max").astype(np.float64)
-    if np.any(lo > hi):
-        raise ValueError("x_min must not exceed x_max")
-    lo, hi = np.broadcast_arrays(np.minimum(lo, 0.0), np.maximum(hi, 0.0))
-    scale = (hi - lo) / (qmax - qmin)
-    if lo.ndim == 0:
+    lo, hi = _range_ends(x_min, x_max)
+    with np.errstate(over="ignore"):
+        scale = (hi - lo) / (qmax - qmin)  # an overflow to inf is reported just below
+    _check_range_scale(scale)
+    if lo.ndim == 0 and not any(is_tensor(v) for v in (x_min, x_max)):
         scale = float(scale) if scale > 0 else 1.0
         zero_point = int(np.clip(np.rint(qmin - float(lo) / scale), qmin, qmax))
         return scale, zero_point
@@ -133,10 +172,10 @@ def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
 
 
 def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """Real values to integer codes.
+    r"""Real values to integer codes.
 
-    .. math::  q = \\operatorname{clamp}\\big(\\operatorname{round}(x / S) + Z,
-               q_{min}, q_{max}\\big)
+    .. math::  q = \operatorname{clamp}\big(\operatorname{round}(x / S) + Z,
+               q_{min}, q_{max}\big)
 
     ``round`` is round half to even. ``scale`` and ``zero_point`` broadcast against ``x``
     (per-channel or per-group parameters). Values outside the representable range are clamped
@@ -156,8 +195,10 @@ def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
     a = to_real(x, "x")
     s = _scale_array(scale)
     z = _zero_point_array(zero_point, qmin, qmax)
+    check_param_shape(s.shape, a.shape, "scale")
+    check_param_shape(z.shape, a.shape, "zero_point")
     w = work_dtype(a)
-    shape = np.broadcast_shapes(a.shape, s.shape, z.shape)
+    shape = a.shape
     # A 0-d input is worked on as one row of one value.
     a, s, z = (np.broadcast_to(v, shape or (1,)) for v in (a, s.astype(w), z.astype(w)))
     q = np.empty(shape or (1,), _container(signed))
@@ -182,55 +223,80 @@ def _row_blocks(shape: tuple[int, ...], values: int = 1 << 16) -> list[slice]:
 
 
 def dequantize(q, scale, zero_point):
-    """Integer codes back to real values (float32).
+    r"""Integer codes back to real values (float32).
 
-    .. math::  \\hat{x} = S\\,(q - Z)
+    .. math::  \hat{x} = S\,(q - Z)
 
     Computed as ``float32(S) * float32(q - Z)`` (what PyTorch does for a float32 tensor).
+    ``q`` holds whole numbers; ``scale`` and ``zero_point`` (an int32 number) broadcast against
+    it without growing it. A result beyond float32's range is a ``ValueError``.
     """
-    qa = to_real(q, "q")
+    qa = _codes(q)
     s = _scale_array(scale)
     z = _zero_point_array(zero_point)
+    check_param_shape(s.shape, qa.shape, "scale", "q")
+    check_param_shape(z.shape, qa.shape, "zero_point", "q")
     steps = np.subtract(qa, z, dtype=np.float32)  # exact: codes and zero points are small ints
-    x_hat = (s.astype(np.float32) * steps).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        x_hat = (s.astype(np.float32) * steps).astype(np.float32, copy=False)
+    _check_no_overflow(x_hat, qa, s)
     return like(x_hat, q, scale, zero_point)
 
 
-def quantize_minmax(x, bits: int = 8, signed: bool = True):
-    """Quantize with the tensor's own minimum and maximum as the range.
+def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None:
+    # 1-byte codes and a zero point within int32 are at most 2**32 steps from it: a scale
+    # below 2**95 cannot overflow float32, so the common case needs no pass over the result.
+    if qa.itemsize == 1 and (s.size == 0 or float(s.max()) < 2.0**95):
+        return
+    if x_hat.size and not np.isfinite(x_hat).all():
+        raise ValueError(
+            "scale * (q - zero_point) exceeds float32's range: q or scale is too large for a "
+            "float32 reconstruction"
+        )
 
-    .. math::  (S, Z) = \\operatorname{qparams}(\\min x, \\max x), \\qquad
-               q = \\operatorname{quantize}(x, S, Z)
+
+def quantize_minmax(x, bits: int = 8, signed: bool = True):
+    r"""Quantize with the tensor's own minimum and maximum as the range.
+
+    .. math::  (S, Z) = \operatorname{qparams}(\min x, \max x), \qquad
+               q = \operatorname{quantize}(x, S, Z)
 
     Returns ``(q, scale, zero_point)``; an empty ``x`` gives an empty ``q`` with ``(1.0, qmin)``.
     """
     a = to_real(x, "x")
     lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
-    scale, zero_point = qparams(lo, hi, bits, signed)
+    try:
+        scale, zero_point = qparams(lo, hi, bits, signed)
+    except ValueError as error:
+        if "x_min and x_max" not in str(error):
+            raise
+        raise ValueError(f"x spans [{lo:g}, {hi:g}]: {error}") from None
     return quantize(x, scale, zero_point, bits, signed), scale, zero_point
 
 
 def fake_quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """Quantize then dequantize ("fake quantization"): what the network sees after rounding.
+    r"""Quantize then dequantize ("fake quantization"): what the network sees after rounding.
 
-    .. math::  \\hat{x} = S\\,(\\operatorname{quantize}(x) - Z)
+    .. math::  \hat{x} = S\,(\operatorname{quantize}(x) - Z)
     """
     return dequantize(quantize(x, scale, zero_point, bits, signed), scale, zero_point)
 
 
 def representable_range(scale, zero_point, bits: int = 8, signed: bool = True):
-    """The smallest and largest real values the codes can stand for.
+    r"""The smallest and largest real values the codes can stand for.
 
-    .. math::  [S\\,(q_{min} - Z),\\; S\\,(q_{max} - Z)]
+    .. math::  [S\,(q_{min} - Z),\; S\,(q_{max} - Z)]
 
     Returned as :func:`dequantize` computes them (float32), so clamped values reconstruct to
     exactly these ends.
     """
     qmin, qmax = qrange(bits, signed)
     z = _zero_point_array(zero_point, qmin, qmax)
-    lo = to_numpy(dequantize(np.full(z.shape, qmin), scale, z))
-    hi = to_numpy(dequantize(np.full(z.shape, qmax), scale, z))
-    if lo.ndim == 0:
+    s = _scale_array(scale)
+    shape = check_one_grows({"scale": s.shape, "zero_point": z.shape})
+    lo = to_numpy(dequantize(np.full(shape, qmin), s, z))
+    hi = to_numpy(dequantize(np.full(shape, qmax), s, z))
+    if lo.ndim == 0 and not any(is_tensor(v) for v in (scale, zero_point)):
         return float(lo), float(hi)
     return like(lo, scale, zero_point), like(hi, scale, zero_point)
 
@@ -238,6 +304,7 @@ def representable_range(scale, zero_point, bits: int = 8, signed: bool = True):
 def _clip_to_range(a: np.ndarray, scale, zero_point, bits, signed) -> np.ndarray:
     lo, hi = representable_range(to_numpy(scale, "scale"), to_numpy(zero_point, "zero_point"),
                                  bits, signed)
+    check_param_shape(np.shape(lo), a.shape, "scale and zero_point")
     w = work_dtype(a)
     return np.clip(a.astype(w, copy=False), np.asarray(lo, w), np.asarray(hi, w))
 
@@ -249,9 +316,9 @@ def _round_trip(a: np.ndarray, scale, zero_point, bits, signed) -> np.ndarray:
 
 
 def clipping_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """The part of the error caused by clamping values outside the representable range.
+    r"""The part of the error caused by clamping values outside the representable range.
 
-    .. math::  e_{clip} = x - \\operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z))
+    .. math::  e_{clip} = x - \operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z))
 
     Zero for every value inside the range. ``clipping_error + rounding_error`` is the total
     error ``x - fake_quantize(x)`` (see :func:`quantization_error`).
@@ -262,9 +329,9 @@ def clipping_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
 
 
 def rounding_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """The part of the error caused by rounding to the nearest code.
+    r"""The part of the error caused by rounding to the nearest code.
 
-    .. math::  e_{round} = \\operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z)) - \\hat{x}
+    .. math::  e_{round} = \operatorname{clip}(x, S(q_{min} - Z), S(q_{max} - Z)) - \hat{x}
 
     Bounded by ``S / 2`` in absolute value (up to float rounding); zero for clamped values.
     """
@@ -275,9 +342,9 @@ def rounding_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
 
 
 def quantization_error(x, scale, zero_point, bits: int = 8, signed: bool = True):
-    """Total error of the round trip.
+    r"""Total error of the round trip.
 
-    .. math::  e = x - \\hat{x} = e_{clip} + e_{round}
+    .. math::  e = x - \hat{x} = e_{clip} + e_{round}
     """
     a = to_real(x, "x")
     x_hat = _round_trip(a, scale, zero_point, bits, signed)
@@ -285,10 +352,10 @@ def quantization_error(x, scale, zero_point, bits: int = 8, signed: bool = True)
 
 
 def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signed: bool = True):
-    """The same map written with the *inverse* scale, as many tutorials do.
+    r"""The same map written with the *inverse* scale, as many tutorials do.
 
-    .. math::  q = \\operatorname{clamp}\\big(\\operatorname{round}(s_f\\,x) + Z,
-               q_{min}, q_{max}\\big), \\qquad s_f = 1 / S
+    .. math::  q = \operatorname{clamp}\big(\operatorname{round}(s_f\,x) + Z,
+               q_{min}, q_{max}\big), \qquad s_f = 1 / S
 
     ``s_f`` counts integer steps per real unit (the seed prints "Scale factor = 41.129..." for
     ``255 / 6.2``). Multiplying by ``1/S`` instead of dividing by ``S`` can land on the other
@@ -298,8 +365,10 @@ def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signe
     bits = check_bits(bits)
     qmin, qmax = qrange(bits, signed)
     a = to_real(x, "x")
-    sf = _scale_array(scale_factor)
+    sf = _scale_array(scale_factor, "scale_factor")
     z = _zero_point_array(zero_point, qmin, qmax)
+    check_param_shape(sf.shape, a.shape, "scale_factor")
+    check_param_shape(z.shape, a.shape, "zero_point")
     w = work_dtype(a)
     with np.errstate(over="ignore"):
         t = np.rint(a.astype(w, copy=False) * sf.astype(w))
@@ -308,23 +377,29 @@ def quantize_with_scale_factor(x, scale_factor, zero_point, bits: int = 8, signe
 
 
 def dequantize_with_scale_factor(q, scale_factor, zero_point):
-    """Inverse of :func:`quantize_with_scale_factor` (float32).
+    r"""Inverse of :func:`quantize_with_scale_factor` (float32).
 
-    .. math::  \\hat{x} = (q - Z) / s_f
+    .. math::  \hat{x} = (q - Z) / s_f
     """
-    qa = to_real(q, "q")
-    sf = _scale_array(scale_factor)
+    qa = _codes(q)
+    sf = _scale_array(scale_factor, "scale_factor")
     z = _zero_point_array(zero_point)
+    check_param_shape(sf.shape, qa.shape, "scale_factor", "q")
+    check_param_shape(z.shape, qa.shape, "zero_point", "q")
     steps = np.subtract(qa, z, dtype=np.float32)
-    x_hat = (steps / sf.astype(np.float32)).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        x_hat = (steps / sf.astype(np.float32)).astype(np.float32, copy=False)
+    if x_hat.size and not np.isfinite(x_hat).all():
+        raise ValueError("(q - zero_point) / scale_factor exceeds float32's range: q or "
+                         "scale_factor is too extreme for a float32 reconstruction")
     return like(x_hat, q, scale_factor, zero_point)
 
 
 def zero_point_truncated(x_min, x_max, bits: int = 8, signed: bool = True):
-    """The zero point as some code computes it: truncated with ``int()`` instead of rounded.
+    r"""The zero point as some code computes it: truncated with ``int()`` instead of rounded.
 
-    .. math::  Z_{trunc} = \\operatorname{trunc}\\!\\left(
-               \\frac{x_{max}\\,q_{min} - x_{min}\\,q_{max}}{x_{max} - x_{min}}\\right)
+    .. math::  Z_{trunc} = \operatorname{trunc}\!\left(
+               \frac{x_{max}\,q_{min} - x_{min}\,q_{max}}{x_{max} - x_{min}}\right)
 
     Algebraically the fraction equals :math:`q_{min} - x_{min}/S`; :func:`qparams` rounds it,
     this truncates toward zero, so the two differ by one whenever the fractional part is at
@@ -332,14 +407,12 @@ def zero_point_truncated(x_min, x_max, bits: int = 8, signed: bool = True):
     widened to contain 0 as in :func:`qparams`.
     """
     qmin, qmax = qrange(bits, signed)
-    lo = to_real(x_min, "x_min").astype(np.float64)
-    hi = to_real(x_max, "x_max").astype(np.float64)
-    if np.any(lo > hi):
-        raise ValueError("x_min must not exceed x_max")
-    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
-    width = hi - lo
+    lo, hi = _range_ends(x_min, x_max)
+    with np.errstate(over="ignore"):
+        width = hi - lo
+    _check_range_scale(width / (qmax - qmin))
     safe = np.where(width > 0, width, 1.0)
     z = np.where(width > 0, np.trunc((hi * qmin - lo * qmax) / safe), qmin)
-    if z.ndim == 0:
+    if z.ndim == 0 and not any(is_tensor(v) for v in (x_min, x_max)):
         return int(z)
     return like(z.astype(np.int64), x_min, x_max)

@@ -1,20 +1,20 @@
-"""Codebooks instead of grids: NF4 (QLoRA), IQ4_NL (llama.cpp) and k-means (chapter 10).
+r"""Codebooks instead of grids: NF4 (QLoRA), IQ4_NL (llama.cpp) and k-means (chapter 10).
 
-A uniform grid puts its levels at equal steps, :math:`\\hat{x} = S\\,q`. A *codebook* stores any
-16 numbers :math:`c_0 < \\dots < c_{15}` and a 4-bit code is an index into it:
+A uniform grid puts its levels at equal steps, :math:`\hat{x} = S\,q`. A *codebook* stores any
+16 numbers :math:`c_0 < \dots < c_{15}` and a 4-bit code is an index into it:
 
-.. math::  \\hat{x} = s \\cdot c_{q}, \\qquad q = \\arg\\min_k |x / s - c_k|
+.. math::  \hat{x} = s \cdot c_{q}, \qquad q = \arg\min_k |x / s - c_k|
 
 with one scale :math:`s` per block. Three codebooks are here:
 
 * **NF4** (NormalFloat4, QLoRA): the levels are quantiles of the standard normal distribution,
-  normalised to [-1, 1] (:data:`NF4`, :func:`normal_float_levels`); the scale is the block's
+  normalised to [-1, 1] (``NF4``, :func:`normal_float_levels`); the scale is the block's
   absmax (blocks of 64); two codes per byte, the FIRST value in the HIGH nibble. With *double
   quantization* the float32 absmax values are themselves stored as 8-bit codes of bitsandbytes'
   dynamic map, in blocks of 256, after subtracting their mean. :func:`encode_nf4` and
   :func:`decode_nf4` equal bitsandbytes' ``quantize_4bit`` / ``dequantize_4bit`` (CPU,
   ``quant_type="nf4"``) bit for bit.
-* **IQ4_NL** (llama.cpp): a fixed int8 codebook :data:`IQ4_NL_VALUES` with an fp16 scale per block
+* **IQ4_NL** (llama.cpp): a fixed int8 codebook ``IQ4_NL_VALUES`` with an fp16 scale per block
   of 32, 18 bytes a block, nibbles in GGUF's split order. :func:`decode_iq4_nl` equals gguf's
   ``dequantize`` on any bytes; :func:`encode_iq4_nl` follows llama.cpp's ``quantize_iq4_nl``.
 * **k-means** (Lloyd's algorithm): the codebook fitted to the data, :func:`kmeans_codebook`.
@@ -88,14 +88,14 @@ _TINY = np.float32(1e-38)  # bitsandbytes clamps the absmax to this before takin
 # --------------------------------------------------------------------------------------------
 
 def normal_float_levels(offset: float = NF4_OFFSET) -> np.ndarray:
-    """The NF4 levels built from normal quantiles, QLoRA's construction (float32, sorted).
+    r"""The NF4 levels built from normal quantiles, QLoRA's construction (float32, sorted).
 
-    .. math::  c^{+}_i = \\Phi^{-1}(p_i),\\; p_i = \\delta + \\tfrac{i}{8}(\\tfrac12 - \\delta)
-               \\;(i = 0..7), \\qquad
-               c^{-}_j = -\\Phi^{-1}(p'_j),\\; p'_j = \\delta + \\tfrac{j}{7}(\\tfrac12 - \\delta)
-               \\;(j = 0..6)
+    .. math::  c^{+}_i = \Phi^{-1}(p_i),\; p_i = \delta + \tfrac{i}{8}(\tfrac12 - \delta)
+               \;(i = 0..7), \qquad
+               c^{-}_j = -\Phi^{-1}(p'_j),\; p'_j = \delta + \tfrac{j}{7}(\tfrac12 - \delta)
+               \;(j = 0..6)
 
-    with :math:`\\delta` = ``offset`` and :math:`\\Phi^{-1}` the standard normal quantile
+    with :math:`\delta` = ``offset`` and :math:`\Phi^{-1}` the standard normal quantile
     function; the 8 positive levels, the 7 negative ones and an exact 0 are sorted and divided
     by the largest, so the levels run from -1 to 1. The asymmetry (8 positive, 7 negative) buys
     an exact zero with 16 codes. Computed in float64 with ``statistics.NormalDist``.
@@ -118,9 +118,9 @@ def nf4_midpoints() -> np.ndarray:
 
 
 def nearest_level(u, levels=NF4):
-    """Index of the level nearest to each normalised value u, as bitsandbytes picks it.
+    r"""Index of the level nearest to each normalised value u, as bitsandbytes picks it.
 
-    .. math::  q = \\#\\{k : m_k < u\\}, \\qquad m_k = (c_k + c_{k+1})/2
+    .. math::  q = \#\{k : m_k < u\}, \qquad m_k = (c_k + c_{k+1})/2
 
     A value exactly on a midpoint goes to the LOWER level (``torch.bucketize`` with
     ``right=False``, as bitsandbytes' quantize_4bit on CPU). ``levels`` must be sorted.
@@ -154,10 +154,10 @@ def _torch_linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
 
 
 def dynamic_map(signed: bool = True, max_exponent_bits: int = 7, total_bits: int = 8) -> np.ndarray:
-    """bitsandbytes' dynamic 8-bit data type (``create_dynamic_map``), 256 sorted float32 values.
+    r"""bitsandbytes' dynamic 8-bit data type (``create_dynamic_map``), 256 sorted float32 values.
 
-    .. math::  v = \\pm 10^{\\,i - (E-1)} \\cdot \\frac{b_j + b_{j+1}}{2}, \\quad
-               b = \\operatorname{linspace}(0.1, 1, 2^{i}+1),\\; i = 0..E-1
+    .. math::  v = \pm 10^{\,i - (E-1)} \cdot \frac{b_j + b_{j+1}}{2}, \quad
+               b = \operatorname{linspace}(0.1, 1, 2^{i}+1),\; i = 0..E-1
 
     plus 0 and 1 (E = ``max_exponent_bits``). A decimal exponent picks the decade, the rest of
     the bits a linear fraction inside it: fine steps near 0, coarse near 1, a range of 10^-7..1.
@@ -192,14 +192,14 @@ _LUT_SIZE = 65536
 
 
 def dynamic_lut(code=None) -> np.ndarray:
-    """bitsandbytes' CPU lookup table from a normalised value's bin to its 8-bit code.
+    r"""bitsandbytes' CPU lookup table from a normalised value's bin to its 8-bit code.
 
-    .. math::  v_i = -1 + \\frac{2i}{65535}, \\qquad
-               \\mathrm{lut}_i = \\#\\{k : (d_k + d_{k+1})/2 < v_i\\} \\quad (i = 0..65535)
+    .. math::  v_i = -1 + \frac{2i}{65535}, \qquad
+               \mathrm{lut}_i = \#\{k : (d_k + d_{k+1})/2 < v_i\} \quad (i = 0..65535)
 
     bitsandbytes 0.50's CPU kernel (``quantize_cpu`` in ``csrc/cpu_ops.cpp``) does not search the
     code for the nearest value: it rounds u to one of 65,536 bins,
-    :math:`i = \\lfloor (u + 1)/2 \\cdot 65535 + 1/2 \\rfloor`, and reads the code of the bin's
+    :math:`i = \lfloor (u + 1)/2 \cdot 65535 + 1/2 \rfloor`, and reads the code of the bin's
     centre. A value near a midpoint can so get the code one step away from the nearest.
     """
     c = _DYNAMIC if code is None else np.asarray(to_numpy(code, "code"), dtype=np.float32)
@@ -215,11 +215,11 @@ def _lut_index(u: np.ndarray) -> np.ndarray:
 
 
 def quantize_absmax(absmax, offset=None, block_size: int = _ABSMAX_BLOCK):
-    """Double quantization: the float32 absmax values as 8-bit codes (bitsandbytes' way).
+    r"""Double quantization: the float32 absmax values as 8-bit codes (bitsandbytes' way).
 
-    .. math::  \\mu = \\overline{a}, \\quad s_j = \\max_{i \\in B_j} |a_i - \\mu|, \\quad
-               k_i = \\mathrm{lut}\\big[\\lfloor ((a_i - \\mu)\\,(1/s_j) + 1)/2 \\cdot 65535
-               + 1/2 \\rfloor\\big]
+    .. math::  \mu = \overline{a}, \quad s_j = \max_{i \in B_j} |a_i - \mu|, \quad
+               k_i = \mathrm{lut}\big[\lfloor ((a_i - \mu)\,(1/s_j) + 1)/2 \cdot 65535
+               + 1/2 \rfloor\big]
 
     with blocks :math:`B_j` of 256 absmax values (the last one may be shorter), the code
     :func:`dynamic_map` and the table :func:`dynamic_lut`, as bitsandbytes 0.50's CPU kernel;
@@ -259,9 +259,9 @@ _LUT.flags.writeable = False
 
 
 def dequantize_absmax(codes, scales, offset, block_size: int = _ABSMAX_BLOCK) -> np.ndarray:
-    """The absmax values back from their 8-bit codes (float32).
+    r"""The absmax values back from their 8-bit codes (float32).
 
-    .. math::  \\hat{a}_i = d_{k_i} \\cdot s_{j(i)} + \\mu
+    .. math::  \hat{a}_i = d_{k_i} \cdot s_{j(i)} + \mu
     """
     k = np.asarray(to_numpy(codes, "codes"))
     s = np.asarray(to_numpy(scales, "scales"), dtype=np.float32)
@@ -308,7 +308,8 @@ class NF4Encoded:
 
     @property
     def nbytes(self) -> int:
-        """Bytes stored: the codes, the absmax (float32 or uint8) and the second-level scales."""
+        """The number of bytes stored, counting the codes, the absmax (float32 or uint8) and the
+        second-level scales."""
         total = np.asarray(to_numpy(self.packed, "packed")).nbytes
         total += np.asarray(to_numpy(self.absmax, "absmax")).nbytes
         if self.double_quant:
@@ -318,10 +319,10 @@ class NF4Encoded:
 
 def nf4_bits_per_weight(block_size: int = 64, double_quant: bool = False,
                         absmax_block: int = _ABSMAX_BLOCK) -> float:
-    """Storage of NF4 per weight, ignoring the single offset.
+    r"""Storage of NF4 per weight, ignoring the single offset.
 
-    .. math::  b = 4 + \\frac{32}{B} \\quad\\text{or, double-quantized,}\\quad
-               b = 4 + \\frac{8}{B} + \\frac{32}{B \\cdot 256}
+    .. math::  b = 4 + \frac{32}{B} \quad\text{or, double-quantized,}\quad
+               b = 4 + \frac{8}{B} + \frac{32}{B \cdot 256}
     """
     _check_block_size(block_size)
     if double_quant:
@@ -349,12 +350,12 @@ def _float_input(x, name: str = "x") -> np.ndarray:
 
 
 def encode_nf4(x, block_size: int = 64, double_quant: bool = False, offset=None) -> NF4Encoded:
-    """NF4 with an absmax scale per block, as bitsandbytes' ``quantize_4bit(quant_type="nf4")``.
+    r"""NF4 with an absmax scale per block, as bitsandbytes' ``quantize_4bit(quant_type="nf4")``.
 
-    .. math::  a_b = \\max_{i \\in b} |x_i|, \\qquad
-               q_i = \\#\\{k : m_k < \\operatorname{clip}(x_i \\cdot (1/a_b), -1, 1)\\}
+    .. math::  a_b = \max_{i \in b} |x_i|, \qquad
+               q_i = \#\{k : m_k < \operatorname{clip}(x_i \cdot (1/a_b), -1, 1)\}
 
-    with :math:`m_k` the midpoints of :data:`NF4` (:func:`nearest_level`: a tie goes to the
+    with :math:`m_k` the midpoints of ``NF4`` (:func:`nearest_level`: a tie goes to the
     lower level). ``x`` is flattened in C order and cut into blocks of ``block_size``; as in
     bitsandbytes the last block may be shorter (it is scaled by ``x / a`` instead of
     ``x · (1/a)``) and an odd count is padded with one zero code (7) in the last low nibble.
@@ -391,10 +392,10 @@ def encode_nf4(x, block_size: int = 64, double_quant: bool = False, offset=None)
 
 
 def decode_nf4(encoded: NF4Encoded):
-    """NF4 codes back to float32, as bitsandbytes' ``dequantize_4bit``.
+    r"""NF4 codes back to float32, as bitsandbytes' ``dequantize_4bit``.
 
-    .. math::  \\hat{x}_i = c_{q_i} \\cdot a_{b(i)}, \\qquad
-               a_b = d_{k_b} \\cdot s_{j(b)} + \\mu \\text{ (double-quantized)}
+    .. math::  \hat{x}_i = c_{q_i} \cdot a_{b(i)}, \qquad
+               a_b = d_{k_b} \cdot s_{j(b)} + \mu \text{ (double-quantized)}
 
     Returns an array of ``encoded.shape`` (a tensor if the codes are one).
     """
@@ -443,13 +444,13 @@ def _raw_blocks(raw, block_bytes: int) -> np.ndarray:
 
 
 def decode_iq4_nl(raw):
-    """Decode GGUF IQ4_NL blocks: 18 bytes -> 32 float32 values.
+    r"""Decode GGUF IQ4_NL blocks: 18 bytes -> 32 float32 values.
 
-    .. math::  \\hat{x}_j = d \\cdot v_{q_j}, \\qquad q_j = \\text{low nibble of byte } j,\\;
-               q_{j+16} = \\text{high nibble of byte } j \\quad (j = 0..15)
+    .. math::  \hat{x}_j = d \cdot v_{q_j}, \qquad q_j = \text{low nibble of byte } j,\;
+               q_{j+16} = \text{high nibble of byte } j \quad (j = 0..15)
 
     with d the block's little-endian fp16 scale (first 2 bytes) and :math:`v` =
-    :data:`IQ4_NL_VALUES`. Shape (..., 18·k) -> (..., 32·k), like ``gguf.quants.dequantize``.
+    ``IQ4_NL_VALUES``. Shape (..., 18·k) -> (..., 32·k), like ``gguf.quants.dequantize``.
     """
     blocks = _raw_blocks(raw, IQ4_NL_BLOCK_BYTES)
     d = blocks[..., :2].copy().view("<f2").astype(np.float32)
@@ -491,16 +492,16 @@ def _weighted_sums(blocks, w, q):
 
 
 def encode_iq4_nl(x, ntry: int = 7):
-    """Encode float values as GGUF IQ4_NL blocks, following llama.cpp's ``quantize_iq4_nl``.
+    r"""Encode float values as GGUF IQ4_NL blocks, following llama.cpp's ``quantize_iq4_nl``.
 
     For each block of 32 with weights :math:`w_j = x_j^2` (no importance matrix):
 
-    .. math::  L_j(d) = \\arg\\min_k |x_j/d - v_k|, \\qquad
-               d^* = \\frac{\\sum_j w_j v_{L_j} x_j}{\\sum_j w_j v_{L_j}^2}
+    .. math::  L_j(d) = \arg\min_k |x_j/d - v_k|, \qquad
+               d^* = \frac{\sum_j w_j v_{L_j} x_j}{\sum_j w_j v_{L_j}^2}
 
     tried for the starting scale :math:`d = m / v_0` (m = the block's value of largest magnitude,
     sign kept) and, with ``ntry`` > 0, for :math:`1/d = (t + v_0)/m`, t = -ntry..ntry; the
-    trial with the largest :math:`(\\sum w v x)^2 / \\sum w v^2` wins, the codes are then chosen
+    trial with the largest :math:`(\sum w v x)^2 / \sum w v^2` wins, the codes are then chosen
     again for the winner, and d is stored as fp16. ``ntry=7`` is ``quantize_iq4_nl`` (what
     llama-quantize writes without an imatrix); ``ntry=-1`` is ``quantize_row_iq4_nl_ref``
     (one trial, the first codes kept). Ties between codes go to the upper one
@@ -554,9 +555,9 @@ def encode_iq4_nl(x, ntry: int = 7):
 # --------------------------------------------------------------------------------------------
 
 def codebook_quantize(x, codebook):
-    """Index of the nearest codeword for each value (ties to the lower codeword).
+    r"""Index of the nearest codeword for each value (ties to the lower codeword).
 
-    .. math::  q_i = \\arg\\min_k |x_i - c_k|
+    .. math::  q_i = \arg\min_k |x_i - c_k|
     """
     c = np.sort(np.asarray(to_numpy(codebook, "codebook"), dtype=np.float64).reshape(-1))
     if c.size < 1:
@@ -570,10 +571,10 @@ def codebook_quantize(x, codebook):
 
 
 def kmeans_codebook(x, k: int = 16, iters: int = 25, seed: int = 0):
-    """A k-level scalar codebook fitted by Lloyd's algorithm (float32, sorted).
+    r"""A k-level scalar codebook fitted by Lloyd's algorithm (float32, sorted).
 
-    .. math::  q_i = \\arg\\min_k |x_i - c_k|, \\qquad
-               c_k \\leftarrow \\frac{1}{|\\{i: q_i = k\\}|} \\sum_{q_i = k} x_i
+    .. math::  q_i = \arg\min_k |x_i - c_k|, \qquad
+               c_k \leftarrow \frac{1}{|\{i: q_i = k\}|} \sum_{q_i = k} x_i
 
     Starts from k quantiles of the data (``seed`` only breaks empty clusters: such a centre
     jumps to a random data value drawn with ``numpy.random.default_rng(seed)``), then alternates
@@ -603,10 +604,10 @@ def kmeans_codebook(x, k: int = 16, iters: int = 25, seed: int = 0):
 
 def codebook_bytes(n: int, k: int = 16, block_size: int | None = None, scale_bytes: int = 2,
                    codeword_bytes: int = 4) -> float:
-    """Bytes to store n values with a k-level codebook.
+    r"""Bytes to store n values with a k-level codebook.
 
-    .. math::  \\text{bytes} = \\frac{n \\lceil \\log_2 k \\rceil}{8} + k \\cdot b_c
-               + \\frac{n}{B}\\, b_s
+    .. math::  \text{bytes} = \frac{n \lceil \log_2 k \rceil}{8} + k \cdot b_c
+               + \frac{n}{B}\, b_s
 
     the codes, the codebook itself (k codewords of ``codeword_bytes``) and, with blocks of
     ``block_size`` sharing a scale, one scale of ``scale_bytes`` per block.

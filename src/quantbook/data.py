@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quantbook._arrays import check_integer
+
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BBC_CATEGORIES = ("business", "entertainment", "politics", "sports", "tech")
 
@@ -180,8 +182,8 @@ def load_bbc_sentences(n: int | None = None, seed: int = 0) -> tuple[list[str], 
     sentences : list of str
     labels : list of str, one of ``BBC_CATEGORIES`` per sentence
     """
-    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0):
-        raise ValueError(f"n must be None or a non-negative integer, got {n!r}")
+    if n is not None:
+        n = check_integer(n, "n", 0, what="None or a non-negative integer")
     all_sentences, all_labels = _bbc_sentences_in_file_order()
     sentences, labels = list(all_sentences), list(all_labels)
     if n is None:
@@ -282,8 +284,7 @@ def embed(
     texts = list(texts)
     if not all(isinstance(t, str) for t in texts):
         raise TypeError("texts must be a list of strings")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_integer(batch_size, "batch_size", 1)
     if model is None:
         name = MODEL_NAME  # the package's own files: no need to load the model to know them
     else:

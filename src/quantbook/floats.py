@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from quantbook._arrays import like, to_numpy
+from quantbook._arrays import as_real_array, check_flag, check_integer, like
 
 # name: (kind, exponent bits, mantissa bits, has infinities)
 _SPECS = {
@@ -61,14 +61,20 @@ def _dtype(name: str):
 
 def format_name(name: str) -> str:
     """The canonical name of a format (accepts aliases such as "fp16", "bf16", "e4m3")."""
-    key = _ALIASES.get(name, name) if isinstance(name, str) else name
+    if not isinstance(name, str):
+        raise TypeError(f"name must be one of {FORMATS} (or an alias), got {name!r}")
+    key = _ALIASES.get(name, name)
     if key not in _SPECS:
         raise ValueError(f"name must be one of {FORMATS} (or an alias), got {name!r}")
     return key
 
 
 def exponent_bias(exponent_bits: int) -> int:
-    """bias = 2^(e-1) - 1: the stored exponent that means 2^0."""
+    """bias = 2^(e-1) - 1: the stored exponent that means 2^0.
+
+    ``exponent_bits`` is an integer from 1 to 11 (float64 has 11).
+    """
+    exponent_bits = check_integer(exponent_bits, "exponent_bits", 1, 11)
     return 2 ** (exponent_bits - 1) - 1
 
 
@@ -80,9 +86,17 @@ def largest_finite(exponent_bits: int, mantissa_bits: int, has_inf: bool = True)
     (2 - 2^-(m-1)) · 2^(2^e - 1 - bias).
     """
     bias = exponent_bias(exponent_bits)
+    has_inf = check_flag(has_inf, "has_inf")
+    mantissa_bits = check_integer(mantissa_bits, "mantissa_bits", 0 if has_inf else 1, 52)
+    top = 2**exponent_bits - (2 if has_inf else 1) - bias  # exponent of the largest binade
+    if top > 1023:
+        raise ValueError(
+            f"exponent_bits={exponent_bits} with has_inf={has_inf} has a largest value beyond "
+            "float64's range"
+        )
     if has_inf:
-        return (2.0 - 2.0**-mantissa_bits) * 2.0 ** (2**exponent_bits - 2 - bias)
-    return (2.0 - 2.0 ** -(mantissa_bits - 1)) * 2.0 ** (2**exponent_bits - 1 - bias)
+        return (2.0 - 2.0**-mantissa_bits) * 2.0**top
+    return (2.0 - 2.0 ** -(mantissa_bits - 1)) * 2.0**top
 
 
 def format_info(name: str) -> dict:
@@ -125,15 +139,19 @@ def to_format(values, name: str):
     """Round ``values`` to the nearest value of the format, returned as float64 numbers.
 
     Floats round to nearest, ties to even (a cast with ml_dtypes/NumPy; overflow gives inf,
-    or NaN for float8_e4m3fn, which has no inf). Integers round half to even and must fit;
-    the 1-bit format gives +1 where x > 0 and -1 elsewhere.
+    or NaN for float8_e4m3fn, which has no inf); NaN stays NaN. Integers round half to even and
+    must fit; the 1-bit format gives +1 where x > 0 and -1 elsewhere (NaN has no sign to keep:
+    an error). ``values`` must be real: complex numbers are a ``TypeError``.
     """
     name = format_name(name)
-    a = to_numpy(values, "values").astype(np.float64)
+    a = as_real_array(values, "values", finite=False).astype(np.float64)
     kind = _SPECS[name][0]
     if kind == "float":
-        return like(a.astype(_dtype(name)).astype(np.float64), values)
+        with np.errstate(over="ignore"):  # overflow gives inf (NaN in e4m3fn), as documented
+            return like(a.astype(_dtype(name)).astype(np.float64), values)
     if kind == "sign":
+        if np.isnan(a).any():
+            raise ValueError("values must not be NaN for the 1-bit format (NaN has no sign)")
         return like(np.where(a > 0, 1.0, -1.0), values)
     rounded = np.rint(a)
     info = format_info(name)
@@ -156,10 +174,12 @@ def bit_fields(value, name: str) -> tuple[str, str, str]:
     """
     name = format_name(name)
     kind, e, m, _ = _SPECS[name]
-    a = to_numpy(value, "value")
+    a = as_real_array(value, "value", finite=False)
     if a.size != 1:
         raise ValueError(f"value must be a single number, got an array of shape {a.shape}")
     x = float(a.ravel()[0])
+    if kind != "float" and not np.isfinite(x):
+        raise ValueError(f"value must be finite for {name}, got {x}")
     if kind == "sign":
         return ("1" if to_format(x, name) < 0 else "0", "", "")
     if kind == "integer":
@@ -180,6 +200,9 @@ def value_from_fields(sign: str, exponent: str, mantissa: str, name: str) -> flo
     """
     name = format_name(name)
     kind, e, m, _ = _SPECS[name]
+    for field, arg in (("sign", sign), ("exponent", exponent), ("mantissa", mantissa)):
+        if not isinstance(arg, str):
+            raise TypeError(f"{field} must be a string of 0s and 1s, got {arg!r}")
     text = f"{sign}{exponent}{mantissa}"
     if len(text) != format_info(name)["bits"] or set(text) - {"0", "1"}:
         raise ValueError(
@@ -226,7 +249,7 @@ def spacing(values, name: str):
     """
     name = format_name(name)
     info = format_info(name)
-    a = to_numpy(values, "values")
+    a = as_real_array(values, "values", finite=False)
     x = np.abs(np.asarray(to_format(a, name), dtype=np.float64))
     if info["kind"] != "float":
         return like(np.full(x.shape, info["eps"]), values)

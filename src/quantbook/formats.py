@@ -1,25 +1,47 @@
-"""llama.cpp's GGUF block formats Q8_0 and Q4_0, byte for byte (chapter 5).
+"""GGUF block formats, byte for byte: one table of records (chapters 5, 8, 9).
 
-Both cut the last axis into blocks of 32 values and store one float16 scale d per block,
-little-endian, in front of the block's integers:
+Every format cuts the last axis into blocks and stores each block in a fixed number of bytes;
+``FORMATS`` holds one :class:`BlockFormat` per format (name, values per block, bytes per
+block, encoder, decoder), and everything else (bits per weight, the chapters' tables) is read
+off it::
 
-    Q8_0 block = d (2 bytes) + 32 int8 values           = 34 bytes (8.5 bits per weight)
-    Q4_0 block = d (2 bytes) + 16 bytes of 32 nibbles   = 18 bytes (4.5 bits per weight)
+    Q8_0   = d (fp16) + 32 int8                               34 bytes / 32 values (8.5 bpw)
+    Q4_0   = d (fp16) + 16 bytes of 32 nibbles                18 bytes / 32 values (4.5 bpw)
+    MXFP4  = E8M0 exponent + 16 bytes of E2M1 nibbles         17 bytes / 32 values (4.25 bpw)
+    NVFP4  = 4 UE4M3 scales + 32 bytes of E2M1 nibbles        36 bytes / 64 values (4.5 bpw)
+    Q4_K   = d, dmin (fp16) + 12 bytes 6-bit scales/mins + 128   144 bytes / 256 (4.5 bpw)
+    Q6_K   = 128 ql + 64 qh + 16 int8 scales + d (fp16)      210 bytes / 256 (6.5625 bpw)
 
-and decoding is x = d · q. The encoders follow ggml's reference code (and the ``gguf`` Python
-package) exactly, including two choices that differ from the rest of this book:
+MXFP4 and NVFP4 live in :mod:`quantbook.microscaling`, Q4_K and Q6_K in
+:mod:`quantbook.kquants`, IQ4_NL (a codebook, chapter 10) in :mod:`quantbook.codebooks`; their
+functions are re-exported here. :func:`register` adds a format to the table.
+
+Q8_0 and Q4_0 follow ggml's reference code (and the ``gguf`` Python package) exactly, including
+two choices that differ from the rest of this book:
 
 * the scale is used as its float32 reciprocal, q = round(x · (1/d)), not x / d;
 * the rounding is not round-half-to-even: Q8_0 rounds half away from zero
   (:func:`round_half_away_from_zero`), Q4_0 rounds half up with trunc(x/d + 8.5)
   (:func:`round_half_up_offset`).
+
+One departure: where a block's scale does not fit in float16 (Q8_0: ``max|x|`` above about
+8.3 million; Q4_0: above about 524,000), ggml and gguf store inf and the block decodes to inf
+and NaN; the encoders here raise ValueError instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
-from quantbook._arrays import check_finite, like, to_numpy
+from quantbook._arrays import like
+from quantbook._blocks import float16_bytes, float_blocks, in_pieces, raw_blocks, read_float16
+from quantbook._blocks import unblock as _unblock
+from quantbook.codebooks import decode_iq4_nl, encode_iq4_nl
+from quantbook.kquants import decode_q4_k, decode_q6_k, encode_q4_k, encode_q6_k
+from quantbook.microscaling import decode_mxfp4, decode_nvfp4, encode_mxfp4, encode_nvfp4
 from quantbook.packing import pack_int4, unpack_int4
 
 BLOCK_SIZE = 32
@@ -30,9 +52,10 @@ Q4_0_BLOCK_BYTES = 2 + BLOCK_SIZE // 2
 def round_half_away_from_zero(v: np.ndarray) -> np.ndarray:
     """Round to nearest, ties away from zero (C's ``roundf``): 2.5 -> 3, -2.5 -> -3.
 
-    round(v) = sign(v) · (floor|v| + [|v| - floor|v| >= 1/2]). The fraction |v| - floor|v| is
+    ``round(v) = sign(v) · (floor|v| + [|v| - floor|v| >= 1/2])``. The fraction
+    ``|v| - floor|v|`` is
     exact in floating point, so values just below a half (0.49999997) stay below it, which
-    floor(|v| + 0.5) would get wrong.
+    ``floor(|v| + 0.5)`` would get wrong.
     """
     a = np.abs(v)
     whole = np.floor(a)
@@ -62,7 +85,7 @@ def encode_q8_0(x):
     -------
     uint8 array of shape (..., n/32 · 34), the bytes a GGUF file stores.
     """
-    raw = _encode_in_pieces(_encode_q8_0_blocks, _blocks(x), Q8_0_BLOCK_BYTES)
+    raw = in_pieces(_encode_q8_0_blocks, float_blocks(x, BLOCK_SIZE), Q8_0_BLOCK_BYTES)
     return like(_unblock(raw), x)
 
 
@@ -70,13 +93,13 @@ def _encode_q8_0_blocks(blocks: np.ndarray) -> np.ndarray:
     """Q8_0 of float32 blocks (k, 32) -> raw bytes (k, 34)."""
     d = np.abs(blocks).max(axis=-1, keepdims=True) / np.float32(127)
     q = round_half_away_from_zero(blocks * _reciprocal(d)).astype(np.int8)
-    return np.concatenate([_scale_bytes(d), q.view(np.uint8)], axis=-1)
+    return np.concatenate([float16_bytes(d, "x", "Q8_0 scale"), q.view(np.uint8)], axis=-1)
 
 
 def decode_q8_0(raw):
     """Decode Q8_0 bytes: x = d · q, with d the block's float16 scale. Returns float32."""
-    blocks = _raw_blocks(raw, Q8_0_BLOCK_BYTES)
-    d = blocks[..., :2].copy().view(np.float16).astype(np.float32)
+    blocks = raw_blocks(raw, Q8_0_BLOCK_BYTES)
+    d = read_float16(blocks[..., :2])
     q = blocks[..., 2:].copy().view(np.int8)
     return like(_unblock(d * q.astype(np.float32)), raw)
 
@@ -93,7 +116,7 @@ def encode_q4_0(x):
     -------
     uint8 array of shape (..., n/32 · 18).
     """
-    raw = _encode_in_pieces(_encode_q4_0_blocks, _blocks(x), Q4_0_BLOCK_BYTES)
+    raw = in_pieces(_encode_q4_0_blocks, float_blocks(x, BLOCK_SIZE), Q4_0_BLOCK_BYTES)
     return like(_unblock(raw), x)
 
 
@@ -103,37 +126,16 @@ def _encode_q4_0_blocks(blocks: np.ndarray) -> np.ndarray:
     d = np.take_along_axis(blocks, biggest, axis=-1) / np.float32(-8)
     nibbles = np.clip(round_half_up_offset(blocks * _reciprocal(d)), 0, 15).astype(np.uint8)
     packed = pack_int4(nibbles, signed=False, order="gguf")
-    return np.concatenate([_scale_bytes(d), packed], axis=-1)
+    return np.concatenate([float16_bytes(d, "x", "Q4_0 scale"), packed], axis=-1)
 
 
 def decode_q4_0(raw):
     """Decode Q4_0 bytes: x = d · (nibble - 8), with d the block's float16 scale. float32."""
-    blocks = _raw_blocks(raw, Q4_0_BLOCK_BYTES)
-    d = blocks[..., :2].copy().view(np.float16).astype(np.float32)
+    blocks = raw_blocks(raw, Q4_0_BLOCK_BYTES)
+    d = read_float16(blocks[..., :2])
     nibbles = unpack_int4(blocks[..., 2:], BLOCK_SIZE, signed=False, order="gguf")
     q = nibbles.astype(np.int8) - np.int8(8)
     return like(_unblock(d * q.astype(np.float32)), raw)
-
-
-def bits_per_weight(fmt: str) -> float:
-    """Storage cost of a format in bits per value, scale included: 8·block_bytes / 32."""
-    sizes = {"q8_0": Q8_0_BLOCK_BYTES, "q4_0": Q4_0_BLOCK_BYTES}
-    if fmt not in sizes:
-        raise ValueError(f"fmt must be one of {tuple(sizes)}, got {fmt!r}")
-    return 8 * sizes[fmt] / BLOCK_SIZE
-
-
-def _encode_in_pieces(encode, blocks: np.ndarray, block_bytes: int, per_piece: int = 2048):
-    """Run ``encode`` on ``per_piece`` blocks at a time and collect the raw bytes.
-
-    The encoders make several float temporaries the size of their input; 2048 blocks (256 KB
-    of float32) at a time keeps them in the CPU cache instead of several full-size copies.
-    """
-    flat = blocks.reshape(-1, BLOCK_SIZE)
-    raw = np.empty((flat.shape[0], block_bytes), dtype=np.uint8)
-    for start in range(0, flat.shape[0], per_piece):
-        raw[start : start + per_piece] = encode(flat[start : start + per_piece])
-    return raw.reshape(blocks.shape[:-1] + (block_bytes,))
 
 
 def _reciprocal(d: np.ndarray) -> np.ndarray:
@@ -142,40 +144,95 @@ def _reciprocal(d: np.ndarray) -> np.ndarray:
     return np.where(d == 0, np.float32(0), np.float32(1) / safe)
 
 
-def _scale_bytes(d: np.ndarray) -> np.ndarray:
-    """The float16 scale as its two little-endian bytes."""
-    return d.astype("<f2").view(np.uint8)
+# ------------------------------------------------------------------ the table
+
+@dataclass(frozen=True)
+class BlockFormat:
+    """One GGUF block format: how many values a block holds and how many bytes it takes.
+
+    ``encode`` maps floats (..., n) to uint8 (..., n / block_size · block_bytes) and ``decode``
+    maps them back to float32; ``encode`` is None for a decode-only format.
+    """
+
+    name: str
+    block_size: int
+    block_bytes: int
+    encode: Callable | None
+    decode: Callable
+    summary: str = ""
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Storage in bits per value, 8 · block_bytes / block_size, every scale and min included."""
+        return 8 * self.block_bytes / self.block_size
 
 
-def _blocks(x) -> np.ndarray:
-    """``x`` as float32 blocks of shape (..., n/32, 32), checked."""
-    a = to_numpy(x, "x")
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"x must be an array of real numbers, got dtype {a.dtype}")
-    a = a.astype(np.float32, copy=False)
-    if a.ndim == 0 or a.shape[-1] % BLOCK_SIZE:
-        length = "a scalar" if a.ndim == 0 else f"length {a.shape[-1]}"
-        raise ValueError(
-            f"x must have a last axis that is a multiple of {BLOCK_SIZE}, got {length}"
-        )
-    check_finite(a, "x")
-    return a.reshape(a.shape[:-1] + (a.shape[-1] // BLOCK_SIZE, BLOCK_SIZE))
+FORMATS: dict[str, BlockFormat] = {}
 
 
-def _raw_blocks(raw, block_bytes: int) -> np.ndarray:
-    """Raw bytes as (..., n_blocks, block_bytes) uint8, checked."""
-    a = to_numpy(raw, "raw")
-    if a.dtype != np.uint8:
-        raise TypeError(f"raw must be a uint8 array of GGUF block bytes, got dtype {a.dtype}")
-    if a.ndim == 0 or a.shape[-1] % block_bytes:
-        length = "a scalar" if a.ndim == 0 else f"length {a.shape[-1]}"
-        raise ValueError(
-            f"raw must have a last axis that is a multiple of {block_bytes} bytes (one block), "
-            f"got {length}"
-        )
-    return a.reshape(a.shape[:-1] + (a.shape[-1] // block_bytes, block_bytes))
+def register(fmt: BlockFormat) -> BlockFormat:
+    """Add a format to ``FORMATS`` under its lower-case name (replacing one of that name)."""
+    if not isinstance(fmt, BlockFormat):
+        raise TypeError(f"fmt must be a BlockFormat, got {type(fmt).__name__}")
+    FORMATS[fmt.name.lower()] = fmt
+    return fmt
 
 
-def _unblock(blocks: np.ndarray) -> np.ndarray:
-    """Merge the block axis back into the last axis: (..., b, k) -> (..., b·k)."""
-    return blocks.reshape(blocks.shape[:-2] + (blocks.shape[-2] * blocks.shape[-1],))
+for _record in (
+    BlockFormat("Q8_0", 32, Q8_0_BLOCK_BYTES, encode_q8_0, decode_q8_0, "fp16 d, 32 int8"),
+    BlockFormat("Q4_0", 32, Q4_0_BLOCK_BYTES, encode_q4_0, decode_q4_0, "fp16 d, 32 nibbles"),
+    BlockFormat("MXFP4", 32, 17, encode_mxfp4, decode_mxfp4, "E8M0 exponent, 32 E2M1"),
+    BlockFormat("NVFP4", 64, 36, encode_nvfp4, decode_nvfp4, "4 UE4M3 scales per 16, 64 E2M1"),
+    BlockFormat("Q4_K", 256, 144, encode_q4_k, decode_q4_k, "fp16 d, dmin; 8 x (6-bit scale,"
+                " 6-bit min); 256 nibbles"),
+    BlockFormat("Q6_K", 256, 210, encode_q6_k, decode_q6_k, "fp16 d; 16 int8 scales; 256 x 6 bits"),
+    BlockFormat("IQ4_NL", 32, 18, encode_iq4_nl, decode_iq4_nl,
+                "fp16 d, 32 nibbles indexing a fixed int8 codebook"),
+):
+    register(_record)
+
+
+def get_format(name: str) -> BlockFormat:
+    """The :class:`BlockFormat` called ``name`` (case does not matter)."""
+    if not isinstance(name, str) or name.lower() not in FORMATS:
+        raise ValueError(f"fmt must be one of {tuple(f.name for f in FORMATS.values())}, "
+                         f"got {name!r}")
+    return FORMATS[name.lower()]
+
+
+def table() -> list[BlockFormat]:
+    """Every registered format, in registration order."""
+    return list(FORMATS.values())
+
+
+def bits_per_weight(fmt: str) -> float:
+    """Storage cost of a format in bits per value, scales included: 8·block_bytes / block_size."""
+    return get_format(fmt).bits_per_weight
+
+
+def encode(x, fmt: str):
+    """Encode ``x`` in the format called ``fmt`` (see ``FORMATS``)."""
+    record = get_format(fmt)
+    if record.encode is None:
+        raise ValueError(f"fmt {record.name!r} has no encoder here (decode only)")
+    return record.encode(x)
+
+
+def decode(raw, fmt: str):
+    """Decode the bytes ``raw`` of the format called ``fmt`` to float32."""
+    return get_format(fmt).decode(raw)
+
+
+def round_trip(x, fmt: str):
+    """decode(encode(x)): the values a reader of the file gets back."""
+    return decode(encode(x, fmt), fmt)
+
+
+__all__ = [
+    "BLOCK_SIZE", "BlockFormat", "FORMATS", "bits_per_weight", "decode", "decode_iq4_nl",
+    "decode_mxfp4", "encode_iq4_nl",
+    "decode_nvfp4", "decode_q4_0", "decode_q4_k", "decode_q6_k", "decode_q8_0", "encode",
+    "encode_mxfp4", "encode_nvfp4", "encode_q4_0", "encode_q4_k", "encode_q6_k", "encode_q8_0",
+    "get_format", "register", "round_half_away_from_zero", "round_half_up_offset", "round_trip",
+    "table",
+]

@@ -13,12 +13,27 @@ other values.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from quantbook import affine, symmetric
-from quantbook._arrays import check_bits, like, to_numpy, to_real, work_dtype
+from quantbook._arrays import (
+    check_axis,
+    check_bits,
+    check_choice,
+    check_flag,
+    check_group_size,
+    check_integer,
+    check_number,
+    check_shape,
+    like,
+    to_numpy,
+    to_real,
+    work_dtype,
+)
 from quantbook.metrics import mse
-from quantbook.symmetric import _check_axis, _grouped
+from quantbook.symmetric import _grouped, _grouped_shape
 
 __all__ = [
     "GRANULARITIES",
@@ -39,10 +54,7 @@ GRANULARITIES = ("per-tensor", "per-channel", "per-group")
 SCHEMES = ("symmetric", "affine")
 
 
-def _check_choice(value, name: str, choices: tuple) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
+_check_choice = check_choice
 
 
 def _affine_fake_quantize(a: np.ndarray, bits, granularity, group_size, axis) -> np.ndarray:
@@ -52,7 +64,7 @@ def _affine_fake_quantize(a: np.ndarray, bits, granularity, group_size, axis) ->
         lo = np.min(view, axis=-1, keepdims=True, initial=0)
         hi = np.max(view, axis=-1, keepdims=True, initial=0)
     elif granularity == "per-channel":
-        k = _check_axis(axis, a.ndim)
+        k = check_axis(axis, a.ndim)
         others = tuple(i for i in range(a.ndim) if i != k)
         view = a
         lo = np.min(a, axis=others, keepdims=True, initial=0)
@@ -66,9 +78,9 @@ def _affine_fake_quantize(a: np.ndarray, bits, granularity, group_size, axis) ->
 
 def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size: int = 32,
                   axis: int = 0, scheme: str = "symmetric"):
-    """Quantize then dequantize with one scale per tensor, channel or group (float32).
+    r"""Quantize then dequantize with one scale per tensor, channel or group (float32).
 
-    .. math::  \\hat{x} = S_g\\,(q - Z_g), \\qquad g = \\text{the tensor, channel or group of } x
+    .. math::  \hat{x} = S_g\,(q - Z_g), \qquad g = \text{the tensor, channel or group of } x
 
     ``scheme="symmetric"``: absmax scale, zero point 0 (:mod:`quantbook.symmetric`);
     ``scheme="affine"``: min/max range with a zero point (:mod:`quantbook.affine`, signed codes).
@@ -90,9 +102,9 @@ def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size:
 
 def granularity_errors(x, bits: int = 4, group_size: int = 32, axis: int = 0,
                        scheme: str = "symmetric") -> dict:
-    """Mean squared error of :func:`fake_quantize` at each granularity.
+    r"""Mean squared error of :func:`fake_quantize` at each granularity.
 
-    .. math::  \\mathrm{MSE}_g = \\frac{1}{n}\\sum_i (x_i - \\hat{x}_i^{(g)})^2
+    .. math::  \mathrm{MSE}_g = \frac{1}{n}\sum_i (x_i - \hat{x}_i^{(g)})^2
 
     Returns ``{"per-tensor": ..., "per-channel": ..., "per-group": ...}`` (Python floats).
     """
@@ -105,25 +117,25 @@ def granularity_errors(x, bits: int = 4, group_size: int = 32, axis: int = 0,
 
 def num_scales(shape, granularity: str = "per-tensor", group_size: int = 32,
                axis: int = 0) -> int:
-    """How many scales a tensor of ``shape`` stores at a granularity.
+    r"""How many scales a tensor of ``shape`` stores at a granularity.
 
-    .. math::  1, \\quad n_{axis}, \\quad \\frac{n}{g}
+    .. math::  1, \quad n_{axis}, \quad \frac{n}{g}
     """
     _check_choice(granularity, "granularity", GRANULARITIES)
-    shape = tuple(int(s) for s in shape)
+    shape = check_shape(shape)
     if granularity == "per-tensor":
         return 1
     if granularity == "per-channel":
-        return shape[_check_axis(axis, len(shape))]
-    _grouped(np.empty(shape, dtype=np.int8), group_size)  # validates group_size
-    return int(np.prod(shape)) // int(group_size)
+        return shape[check_axis(axis, len(shape))]
+    grouped = _grouped_shape(shape, group_size)  # checks group_size, makes no array
+    return math.prod(grouped[:-1])
 
 
 def bits_per_weight(bits: int, group_size, scale_bits: int = 16,
                     zero_point_bits: int = 0) -> float:
-    """Storage per weight including the per-group scale (and zero point).
+    r"""Storage per weight including the per-group scale (and zero point).
 
-    .. math::  b_{eff} = b + \\frac{b_{scale} + b_{zero}}{g}
+    .. math::  b_{eff} = b + \frac{b_{scale} + b_{zero}}{g}
 
     ``group_size=None`` means per tensor: the overhead is negligible and ``b`` is returned.
 
@@ -137,11 +149,8 @@ def bits_per_weight(bits: int, group_size, scale_bits: int = 16,
     zero_point_bits = check_bits(zero_point_bits, 0, 64, name="zero_point_bits")
     if group_size is None:
         return float(bits)
-    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)):
-        raise TypeError(f"group_size must be a positive integer or None, got {group_size!r}")
-    if group_size < 1:
-        raise ValueError(f"group_size must be a positive integer, got {group_size}")
-    return bits + (scale_bits + zero_point_bits) / int(group_size)
+    group_size = check_group_size(group_size)
+    return bits + (scale_bits + zero_point_bits) / group_size
 
 
 def minmax_range(x) -> tuple[float, float]:
@@ -165,10 +174,7 @@ def percentile_range(x, p: float = 99.9) -> tuple[float, float]:
     ``p=100`` is :func:`minmax_range`. NumPy's default (linear) percentile interpolation.
     """
     a = to_real(x, "x")
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"p must be a number from 50 to 100, got {p!r}")
-    if not 50 <= p <= 100:
-        raise ValueError(f"p must be from 50 to 100 (a percentile), got {p}")
+    p = check_number(p, "p", 50, 100)
     if a.size == 0:
         return 0.0, 0.0
     lo, hi = np.percentile(a, [100 - p, p])
@@ -176,19 +182,19 @@ def percentile_range(x, p: float = 99.9) -> tuple[float, float]:
 
 
 def fake_quantize_range(x, x_min: float, x_max: float, bits: int = 8, signed: bool = True):
-    """Affine round trip with a calibrated range; values outside it are clamped (float32).
+    r"""Affine round trip with a calibrated range; values outside it are clamped (float32).
 
-    .. math::  (S, Z) = \\operatorname{qparams}(x_{min}, x_{max}), \\qquad
-               \\hat{x} = S\\,(\\operatorname{quantize}(x, S, Z) - Z)
+    .. math::  (S, Z) = \operatorname{qparams}(x_{min}, x_{max}), \qquad
+               \hat{x} = S\,(\operatorname{quantize}(x, S, Z) - Z)
     """
     scale, zero_point = affine.qparams(x_min, x_max, bits, signed)
     return affine.fake_quantize(x, scale, zero_point, bits, signed)
 
 
 def range_errors(x, x_min: float, x_max: float, bits: int = 8, signed: bool = True) -> dict:
-    """Split the mean squared error of a calibrated range into clipping and rounding parts.
+    r"""Split the mean squared error of a calibrated range into clipping and rounding parts.
 
-    .. math::  \\mathrm{MSE} = \\frac{1}{n}\\sum_i (e_{clip,i} + e_{round,i})^2
+    .. math::  \mathrm{MSE} = \frac{1}{n}\sum_i (e_{clip,i} + e_{round,i})^2
 
     Returns ``{"mse", "clipping_mse", "rounding_mse"}`` (the parts never overlap: a value is
     either clamped or rounded, so the two part-MSEs add up to the total).
@@ -207,18 +213,19 @@ def range_errors(x, x_min: float, x_max: float, bits: int = 8, signed: bool = Tr
 
 def mse_optimal_range(x, bits: int = 8, signed: bool = True, n_grid: int = 100,
                       symmetric: bool = False) -> tuple[float, float]:
-    """The clipping range with the lowest round-trip error, by grid search.
+    r"""The clipping range with the lowest round-trip error, by grid search.
 
-    .. math::  \\alpha^* = \\arg\\min_{\\alpha \\in \\{1, \\frac{n-1}{n}, \\dots, \\frac{1}{n}\\}}
-               \\mathrm{MSE}\\big(x, \\hat{x}(\\alpha\\,x_{min}, \\alpha\\,x_{max})\\big)
+    .. math::  \alpha^* = \arg\min_{\alpha \in \{1, \frac{n-1}{n}, \dots, \frac{1}{n}\}}
+               \mathrm{MSE}\big(x, \hat{x}(\alpha\,x_{min}, \alpha\,x_{max})\big)
 
-    The min/max range (or, with ``symmetric=True``, :math:`\\pm\\max|x|` with the restricted
-    symmetric codes) is shrunk by each factor :math:`\\alpha` on an even grid of ``n_grid``
+    The min/max range (or, with ``symmetric=True``, :math:`\pm\max|x|` with the restricted
+    symmetric codes) is shrunk by each factor :math:`\alpha` on an even grid of ``n_grid``
     values; ties go to the widest range. Deterministic. Returns ``(lo, hi)``.
     """
     bits = check_bits(bits)
-    if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 1:
-        raise ValueError(f"n_grid must be a positive integer, got {n_grid!r}")
+    n_grid = check_integer(n_grid, "n_grid", 1, 10**6)  # finer grids are below float precision
+    symmetric = check_flag(symmetric, "symmetric")
+    signed = check_flag(signed, "signed")
     a = to_real(x, "x")
     a = a.astype(work_dtype(a), copy=False)
     lo0, hi0 = absmax_range(a) if symmetric else minmax_range(a)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from quantbook._arrays import to_real
+from quantbook._arrays import check_same_shape, to_real
 
 __all__ = ["mse", "max_abs_error", "sqnr_db"]
 
@@ -18,8 +18,7 @@ __all__ = ["mse", "max_abs_error", "sqnr_db"]
 def _pair(x, x_hat) -> tuple[np.ndarray, np.ndarray]:
     a = to_real(x, "x")
     b = to_real(x_hat, "x_hat")
-    if a.shape != b.shape:
-        raise ValueError(f"x_hat must have the shape of x {a.shape}, got {b.shape}")
+    check_same_shape(a, b, "x", "x_hat")
     if a.size == 0:
         raise ValueError("x is empty: an error metric needs at least one value")
     return a, b
@@ -31,37 +30,69 @@ def _error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def mse(x, x_hat) -> float:
-    """Mean squared error.
+    r"""Mean squared error.
 
-    .. math::  \\mathrm{MSE} = \\frac{1}{n} \\sum_i (x_i - \\hat{x}_i)^2
+    .. math::  \mathrm{MSE} = \frac{1}{n} \sum_i (x_i - \hat{x}_i)^2
+
+    In float64: ``inf`` when the mean square exceeds float64's range (errors beyond ~1e154).
     """
     a, b = _pair(x, x_hat)
-    return float(np.mean(_error(a, b) ** 2))
+    with np.errstate(over="ignore"):
+        return float(np.mean(_error(a, b) ** 2))
 
 
 def max_abs_error(x, x_hat) -> float:
-    """Largest absolute error.
+    r"""Largest absolute error.
 
-    .. math::  \\max_i |x_i - \\hat{x}_i|
+    .. math::  \max_i |x_i - \hat{x}_i|
     """
     a, b = _pair(x, x_hat)
     return float(np.max(np.abs(_error(a, b))))
 
 
 def sqnr_db(x, x_hat) -> float:
-    """Signal-to-quantization-noise ratio in decibels.
+    r"""Signal-to-quantization-noise ratio in decibels.
 
-    .. math::  \\mathrm{SQNR} = 10 \\log_{10}
-               \\frac{\\sum_i x_i^2}{\\sum_i (x_i - \\hat{x}_i)^2}
+    .. math::  \mathrm{SQNR} = 10 \log_{10}
+               \frac{\sum_i x_i^2}{\sum_i (x_i - \hat{x}_i)^2}
 
-    ``inf`` for a perfect reconstruction, ``-inf`` for an all-zero signal with some noise.
-    Each extra bit adds about 6.02 dB.
+    ``inf`` for a perfect reconstruction (every error exactly zero, an all-zero ``x`` included),
+    ``-inf`` for an all-zero signal with some noise. Each extra bit adds about 6.02 dB.
+
+    Computed in float64. When a sum of squares would overflow or underflow float64 (values
+    beyond about :math:`2^{\pm 460}`), each sum is taken of values scaled by a power of two and
+    the scale is added back in the logarithm,
+
+    .. math::  10 \log_{10} \sum_i v_i^2 = 20 \log_{10} 2^k
+               + 10 \log_{10} \sum_i (v_i / 2^k)^2,
+
+    so huge and tiny finite inputs give a finite answer instead of NaN or inf.
     """
     a, b = _pair(x, x_hat)
-    signal = float(np.sum(np.square(a, dtype=np.float64)))
-    noise = float(np.sum(_error(a, b) ** 2))
-    if noise == 0.0:
+    with np.errstate(over="ignore"):
+        e = _error(a, b)
+    if not np.isfinite(e).all():  # x - x_hat overflowed: subtract halves (exact powers of 2)
+        e = np.subtract(np.ldexp(a.astype(np.float64), -1), np.ldexp(b.astype(np.float64), -1))
+        e_log2_offset = 1
+    else:
+        e_log2_offset = 0
+    peak_x = float(np.max(np.abs(a)))
+    peak_e = float(np.max(np.abs(e)))
+    if peak_e == 0.0:
         return math.inf
-    if signal == 0.0:
+    if peak_x == 0.0:
         return -math.inf
-    return 10.0 * math.log10(signal / noise)
+    if e_log2_offset == 0 and all(2.0**-460 <= p <= 2.0**460 for p in (peak_x, peak_e)):
+        signal = float(np.sum(np.square(a, dtype=np.float64)))
+        noise = float(np.sum(e**2))
+        return 10.0 * math.log10(signal / noise)
+    # e holds (x - x_hat) / 2**e_log2_offset: add the offset back to the noise
+    noise_log10 = _log10_sum_squares(e) + 2.0 * e_log2_offset * math.log10(2.0)
+    return 10.0 * (_log10_sum_squares(a) - noise_log10)
+
+
+def _log10_sum_squares(v: np.ndarray) -> float:
+    """log10 of the sum of squares, from values scaled by a power of two (no over/underflow)."""
+    k = int(np.frexp(float(np.max(np.abs(v))))[1])  # max|v| = f * 2**k, f in [0.5, 1)
+    scaled = np.ldexp(v.astype(np.float64), -k)
+    return 2.0 * k * math.log10(2.0) + math.log10(float(np.sum(scaled**2)))

@@ -1,13 +1,13 @@
-"""Quantize every linear layer of a torch model, and count the bytes it would take.
+r"""Quantize every linear layer of a torch model, and count the bytes it would take.
 
 This is **weight-only fake quantization**: each ``nn.Linear`` weight :math:`W` is quantized with
 :mod:`quantbook.symmetric` and immediately dequantized,
 
-.. math::  \\hat{W} = \\tilde{S}\\, q, \\qquad
-           q = \\operatorname{clamp}(\\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1),
-           \\qquad \\tilde{S} = \\operatorname{fp16}(S),
+.. math::  \hat{W} = \tilde{S}\, q, \qquad
+           q = \operatorname{clamp}(\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1),
+           \qquad \tilde{S} = \operatorname{fp16}(S),
 
-and :math:`\\hat{W}` (float32) replaces :math:`W`. The model then computes in float32 exactly
+and :math:`\hat{W}` (float32) replaces :math:`W`. The model then computes in float32 exactly
 what a weight-only kernel (int8 or int4 weights, float activations, e.g. W4A16) computes after it
 dequantizes its weights on the fly: the *accuracy* is that of the quantized model. The memory is
 not saved here (the weights are still float32); :func:`model_size_bytes` counts what the
@@ -31,7 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantbook import symmetric
-from quantbook._arrays import is_tensor, like
+from quantbook._arrays import (
+    as_real_array,
+    check_flag,
+    check_group_size,
+    check_integer,
+    check_shape,
+    is_tensor,
+    like,
+)
 
 __all__ = [
     "SCALE_BYTES",
@@ -92,12 +100,17 @@ SCHEMES = {
 
 
 def get_scheme(scheme) -> Scheme:
-    """A :class:`Scheme` from its name in :data:`SCHEMES` (or a Scheme, returned as is)."""
+    """A :class:`Scheme` from its name in ``SCHEMES`` (or a Scheme, returned as is)."""
     if isinstance(scheme, Scheme):
-        if not scheme.is_float and not 2 <= scheme.bits <= 8:
+        bits = check_integer(scheme.bits, "scheme.bits", what="32 (float) or from 2 to 8")
+        if bits != 32 and not 2 <= bits <= 8:
             raise ValueError(f"scheme.bits must be 32 (float) or from 2 to 8, got {scheme.bits}")
+        if scheme.axis is not None:
+            check_integer(scheme.axis, "scheme.axis", what="None or an integer axis")
+        if scheme.group_size is not None:
+            check_group_size(scheme.group_size, name="scheme.group_size")
         return scheme
-    if scheme not in SCHEMES:
+    if not isinstance(scheme, str) or scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {sorted(SCHEMES)} or a Scheme, got {scheme!r}")
     return SCHEMES[scheme]
 
@@ -113,20 +126,23 @@ def linear_layers(model) -> list:
 
 def _weight_array(weight, name: str = "weight") -> np.ndarray:
     if is_tensor(weight):
-        weight = weight.detach().cpu().float().numpy()
-    w = np.asarray(weight)
+        weight = weight.detach().cpu()
+    w = as_real_array(weight, name, finite=False)
     if w.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (out_features, in_features) matrix, got {w.shape}")
     if w.dtype.kind != "f":
         raise TypeError(f"{name} must hold floats, got dtype {w.dtype}")
-    return w.astype(np.float32, copy=False)
+    w = w.astype(np.float32, copy=False)
+    if w.size and not np.isfinite(w).all():
+        raise ValueError(f"{name} contains NaN or an infinite value (or values beyond float32)")
+    return w
 
 
 def quantize_weight(weight, scheme):
-    """Integer codes and float16 scales of one (out, in) weight matrix.
+    r"""Integer codes and float16 scales of one (out, in) weight matrix.
 
-    .. math::  S = \\frac{\\max |W|}{2^{b-1}-1} \\text{ (per tensor, row or group)}, \\qquad
-               q = \\operatorname{clamp}(\\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1)
+    .. math::  S = \frac{\max |W|}{2^{b-1}-1} \text{ (per tensor, row or group)}, \qquad
+               q = \operatorname{clamp}(\operatorname{round}(W / S), -(2^{b-1}-1), 2^{b-1}-1)
 
     The codes are rounded with the float32 scale (as llama.cpp does), the scale is then stored as
     float16. Returns ``(q, scale)``: int8 codes of the weight's shape and a float16 array (shape
@@ -172,6 +188,7 @@ def quantize_model(model, scheme, inplace: bool = False):
     import torch
 
     s = get_scheme(scheme)
+    inplace = check_flag(inplace, "inplace")
     layers = linear_layers(model)
     target = model if inplace else copy.deepcopy(model)
     if not s.is_float:
@@ -186,19 +203,20 @@ def quantize_model(model, scheme, inplace: bool = False):
 
 
 def weight_storage_bytes(shape, scheme) -> int:
-    """Bytes to store one (out, in) weight matrix: packed codes plus float16 scales.
+    r"""Bytes to store one (out, in) weight matrix: packed codes plus float16 scales.
 
-    .. math::  \\text{bytes} = \\text{out} \\cdot \\lceil \\text{in} \\cdot b / 8 \\rceil
-               + 2\\,n_{scales}
+    .. math::  \text{bytes} = \text{out} \cdot \lceil \text{in} \cdot b / 8 \rceil
+               + 2\,n_{scales}
 
     Codes are packed along each row (two int4 codes per byte; an odd row is padded with one
     nibble), :math:`n_{scales}` is 1 (per tensor), out (per channel) or out·in/g (per group). The
     float32 scheme gives 4·out·in.
     """
     s = get_scheme(scheme)
+    shape = check_shape(shape)
     if len(shape) != 2:
         raise ValueError(f"shape must be (out_features, in_features), got {tuple(shape)}")
-    out, inp = (int(d) for d in shape)
+    out, inp = shape
     if s.is_float:
         return 4 * out * inp
     if s.group_size is not None:
@@ -222,10 +240,10 @@ def linear_weight_bytes(model, scheme) -> int:
 
 
 def model_size_bytes(model, scheme) -> int:
-    """Bytes of the whole model with its ``nn.Linear`` weights stored under ``scheme``.
+    r"""Bytes of the whole model with its ``nn.Linear`` weights stored under ``scheme``.
 
-    .. math::  \\text{bytes} = \\sum_{\\text{Linear } W} \\text{storage}(W)
-               + \\sum_{\\text{other parameters } p} |p| \\cdot \\text{itemsize}(p)
+    .. math::  \text{bytes} = \sum_{\text{Linear } W} \text{storage}(W)
+               + \sum_{\text{other parameters } p} |p| \cdot \text{itemsize}(p)
 
     Every parameter counts once (shared parameters too); buffers (e.g. position ids) do not.
     Biases, embeddings and LayerNorms stay at their own dtype.

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantbook._arrays import like, to_numpy
+from quantbook._arrays import as_real_array, check_choice, check_flag, check_integer, like, to_numpy
 
 ORDERS = ("low-first", "high-first", "gguf", "planar")
 GGUF_BLOCK = 32
@@ -84,7 +84,7 @@ def byte_bits(b):
 
     A scalar gives a string; an array gives an array of strings of the same shape.
     """
-    a = to_numpy(b, "b")
+    a = as_real_array(b, "b", finite=False)
     if a.dtype.kind not in "iu" or a.size and (a.min() < 0 or a.max() > 255):
         raise ValueError(f"b must hold bytes (integers 0..255), got {a!r}")
     text = [f"{v >> 4:04b} {v & 15:04b}" for v in a.ravel().tolist()]
@@ -146,7 +146,7 @@ def unpack_int4(packed, n: int, signed: bool = True, order: str = "low-first"):
     _check_order(order)
     signed = _check_signed(signed)
     n = _check_length(n)
-    p = to_numpy(packed, "packed")
+    p = as_real_array(packed, "packed", finite=False)
     if p.dtype.kind not in "iu" or p.size and (p.min() < 0 or p.max() > 255):
         raise ValueError(f"packed must hold bytes (integers 0..255), got dtype {p.dtype}")
     if p.ndim == 0:
@@ -217,12 +217,22 @@ def _sign_extend(nibbles: np.ndarray) -> np.ndarray:
 def _integer_values(a: np.ndarray, name: str, signed: bool) -> np.ndarray:
     """``a`` as an integer array, checked to lie in the int4 (or uint4) range."""
     low, high = int4_range(signed)
+    try:
+        a = as_real_array(a, name, finite=False)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}") from None
     if a.dtype.kind == "f":
         if a.size and not np.isfinite(a).all():
             raise ValueError(f"{name} contains NaN or an infinite value; int4 needs integers")
         if a.size and (a != np.round(a)).any():
             bad = a[a != np.round(a)].ravel()[0]
             raise TypeError(f"{name} must hold whole numbers (int4 values), got {bad}")
+        if a.size and (a.min() < low or a.max() > high):  # before the cast, which would wrap
+            bad = a[(a < low) | (a > high)].ravel()[0]
+            raise ValueError(
+                f"{name} must be in [{low}, {high}] for {'signed' if signed else 'unsigned'} "
+                f"int4; got {bad} (values are never wrapped)"
+            )
         a = a.astype(np.int16)
     elif a.dtype.kind == "b":
         a = a.astype(np.int16)
@@ -241,17 +251,12 @@ def _integer_values(a: np.ndarray, name: str, signed: bool) -> np.ndarray:
 
 
 def _check_order(order) -> None:
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    check_choice(order, "order", ORDERS)
 
 
 def _check_signed(signed) -> bool:
-    if not isinstance(signed, (bool, np.bool_)):
-        raise TypeError(f"signed must be True or False, got {signed!r}")
-    return bool(signed)
+    return check_flag(signed, "signed")
 
 
 def _check_length(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer (number of values), got {n!r}")
-    return int(n)
+    return check_integer(n, "n", 0, what="a non-negative integer (number of values)")

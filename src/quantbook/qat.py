@@ -1,19 +1,19 @@
-"""Quantization-aware training: fake quantization that a network can be trained through.
+r"""Quantization-aware training: fake quantization that a network can be trained through.
 
 The forward pass rounds, exactly as :func:`quantbook.affine.fake_quantize`:
 
-.. math::  \\hat{x} = S\\,\\big(\\operatorname{clamp}(\\operatorname{round}(x / S) + Z,
-           q_{min}, q_{max}) - Z\\big)
+.. math::  \hat{x} = S\,\big(\operatorname{clamp}(\operatorname{round}(x / S) + Z,
+           q_{min}, q_{max}) - Z\big)
 
 ``round`` is flat between half-integers, so its derivative is 0 almost everywhere and the chain
 rule would stop every gradient. The *straight-through estimator* (STE, Bengio et al. 2013)
 pretends that rounding is the identity in the backward pass and keeps only the clamp:
 
-.. math::  \\frac{\\partial \\hat{x}}{\\partial x} \\approx
-           \\mathbb{1}\\big[S(q_{min} - Z) \\le x \\le S(q_{max} - Z)\\big]
+.. math::  \frac{\partial \hat{x}}{\partial x} \approx
+           \mathbb{1}\big[S(q_{min} - Z) \le x \le S(q_{max} - Z)\big]
 
 *Learned step size quantization* (LSQ, Esser et al. 2020) uses the same estimator for ``x`` and
-also trains the step (scale) ``S``, with its gradient scaled by :math:`g = 1/\\sqrt{N Q_p}`.
+also trains the step (scale) ``S``, with its gradient scaled by :math:`g = 1/\sqrt{N Q_p}`.
 BitNet b1.58's ternary weights (Ma et al. 2024) are at the end (:func:`absmean_ternary`).
 
 torch is needed only for the autograd functions (:func:`fake_quantize_ste`,
@@ -102,9 +102,9 @@ def _check_fits(param_shape: tuple, x_shape: tuple, name: str) -> None:
 
 
 def ste_mask(x, scale, zero_point=0, bits: int = 8, signed: bool = True):
-    """Where the straight-through estimator lets the gradient through.
+    r"""Where the straight-through estimator lets the gradient through.
 
-    .. math::  m = \\mathbb{1}\\big[S(q_{min} - Z) \\le x \\le S(q_{max} - Z)\\big]
+    .. math::  m = \mathbb{1}\big[S(q_{min} - Z) \le x \le S(q_{max} - Z)\big]
 
     The ends are the float32 values of :func:`quantbook.affine.representable_range` (the
     values a clamped input reconstructs to), and both ends are inside. Returns a bool array
@@ -177,18 +177,18 @@ def _functions() -> dict:
 
 
 def fake_quantize_ste(x, scale, zero_point=0, bits: int = 8, signed: bool = True):
-    """Fake quantization with the straight-through estimator (a torch autograd function).
+    r"""Fake quantization with the straight-through estimator (a torch autograd function).
 
     Forward (bit for bit :func:`quantbook.affine.fake_quantize`, round half to even):
 
-    .. math::  \\hat{x} = S\\,\\big(\\operatorname{clamp}(\\operatorname{round}(x / S) + Z,
-               q_{min}, q_{max}) - Z\\big)
+    .. math::  \hat{x} = S\,\big(\operatorname{clamp}(\operatorname{round}(x / S) + Z,
+               q_{min}, q_{max}) - Z\big)
 
     Backward: the incoming gradient where ``x`` lies in the representable range, 0 outside
     (:func:`ste_mask`):
 
-    .. math::  \\frac{\\partial L}{\\partial x} = \\frac{\\partial L}{\\partial \\hat{x}}\\;
-               \\mathbb{1}\\big[S(q_{min} - Z) \\le x \\le S(q_{max} - Z)\\big]
+    .. math::  \frac{\partial L}{\partial x} = \frac{\partial L}{\partial \hat{x}}\;
+               \mathbb{1}\big[S(q_{min} - Z) \le x \le S(q_{max} - Z)\big]
 
     ``scale`` and ``zero_point`` are fixed numbers here (scalars, or one per slice of ``x``
     broadcasting against it); they get no gradient. To learn the scale use
@@ -227,9 +227,9 @@ def fake_quantize_ste(x, scale, zero_point=0, bits: int = 8, signed: bool = True
 
 
 def lsq_grad_scale(n: int, bits: int = 8, signed: bool = True) -> float:
-    """LSQ's gradient scale for a step shared by ``n`` values.
+    r"""LSQ's gradient scale for a step shared by ``n`` values.
 
-    .. math::  g = \\frac{1}{\\sqrt{N\\,Q_p}}
+    .. math::  g = \frac{1}{\sqrt{N\,Q_p}}
 
     with :math:`Q_p = q_{max}` the largest positive code (Esser et al. 2020, section 2.2):
     it keeps the step's update in proportion to the step itself, whatever the layer size.
@@ -244,9 +244,9 @@ def lsq_grad_scale(n: int, bits: int = 8, signed: bool = True) -> float:
 
 
 def lsq_step_init(x, bits: int = 8, signed: bool = True) -> float:
-    """LSQ's initial step size.
+    r"""LSQ's initial step size.
 
-    .. math::  S_0 = \\frac{2\\,\\overline{|x|}}{\\sqrt{Q_p}}
+    .. math::  S_0 = \frac{2\,\overline{|x|}}{\sqrt{Q_p}}
     """
     _, qmax = affine.qrange(bits, _check_signed(signed))
     a = to_real(x, "x")
@@ -268,18 +268,18 @@ def _sum_to_shape(a: np.ndarray, shape: tuple) -> np.ndarray:
 
 def lsq_gradients(x, step, grad_output, bits: int = 8, signed: bool = True,
                   grad_scale: float | None = None):
-    """LSQ's backward pass: the gradients of the loss with respect to ``x`` and the step.
+    r"""LSQ's backward pass: the gradients of the loss with respect to ``x`` and the step.
 
     With :math:`v = x / S` (computed as the forward pass does), :math:`Q_n = q_{min}`,
-    :math:`Q_p = q_{max}` and the incoming gradient :math:`\\delta = \\partial L /
-    \\partial \\hat{x}`:
+    :math:`Q_p = q_{max}` and the incoming gradient :math:`\delta = \partial L /
+    \partial \hat{x}`:
 
-    .. math::  \\frac{\\partial L}{\\partial x} = \\delta\\;\\mathbb{1}[Q_n \\le v \\le Q_p],
-               \\qquad
-               \\frac{\\partial L}{\\partial S} = g \\sum \\delta \\cdot
-               \\begin{cases} Q_n & v < Q_n \\\\
-                              \\operatorname{round}(v) - v & Q_n \\le v \\le Q_p \\\\
-                              Q_p & v > Q_p \\end{cases}
+    .. math::  \frac{\partial L}{\partial x} = \delta\;\mathbb{1}[Q_n \le v \le Q_p],
+               \qquad
+               \frac{\partial L}{\partial S} = g \sum \delta \cdot
+               \begin{cases} Q_n & v < Q_n \\
+                              \operatorname{round}(v) - v & Q_n \le v \le Q_p \\
+                              Q_p & v > Q_p \end{cases}
 
     (Esser et al. 2020, eq. 3). The sum runs over the values that share a step (all of them
     for a scalar step; the broadcast axes for one step per channel). ``grad_scale`` is
@@ -318,11 +318,11 @@ def lsq_gradients(x, step, grad_output, bits: int = 8, signed: bool = True,
 
 def lsq_fake_quantize(x, step, bits: int = 8, signed: bool = True,
                       grad_scale: float | None = None):
-    """Fake quantization with a learned step size (LSQ), as a torch autograd function.
+    r"""Fake quantization with a learned step size (LSQ), as a torch autograd function.
 
     Forward, bit for bit :func:`quantbook.affine.fake_quantize` with zero point 0:
 
-    .. math::  \\hat{x} = S\\,\\operatorname{clamp}(\\operatorname{round}(x / S), Q_n, Q_p)
+    .. math::  \hat{x} = S\,\operatorname{clamp}(\operatorname{round}(x / S), Q_n, Q_p)
 
     Backward: :func:`lsq_gradients` (the STE for ``x``, LSQ's formula for ``S``). ``step`` is
     a positive tensor of ``x``'s dtype, a scalar or one per slice of ``x``; make it a
@@ -348,11 +348,11 @@ def lsq_fake_quantize(x, step, bits: int = 8, signed: bool = True,
 
 
 def absmean_ternary(w, eps: float = 1e-5):
-    """BitNet b1.58's weight quantizer: codes in {-1, 0, +1} and one scale per tensor.
+    r"""BitNet b1.58's weight quantizer: codes in {-1, 0, +1} and one scale per tensor.
 
-    .. math::  \\gamma = \\frac{1}{nm}\\sum_{ij} |W_{ij}|, \\qquad
-               \\widetilde{W} = \\operatorname{clamp}\\big(\\operatorname{round}(W / (\\gamma
-               + \\epsilon)), -1, 1\\big), \\qquad W \\approx \\gamma\\,\\widetilde{W}
+    .. math::  \gamma = \frac{1}{nm}\sum_{ij} |W_{ij}|, \qquad
+               \widetilde{W} = \operatorname{clamp}\big(\operatorname{round}(W / (\gamma
+               + \epsilon)), -1, 1\big), \qquad W \approx \gamma\,\widetilde{W}
 
     (Ma et al. 2024, eq. 1-3; round half to even). Returns ``(codes, gamma)``: int8 codes of
     ``w``'s shape and the float scale.

@@ -53,9 +53,9 @@ def load_digits_split(test_size: float = 0.3, seed: int = 0):
 
 
 def weight_scales(w: torch.Tensor, bits: int) -> np.ndarray:
-    """Per-channel absmax scales, one per output row.
+    r"""Per-channel absmax scales, one per output row.
 
-    .. math::  S_k = \\frac{\\max_j |W_{kj}|}{2^{b-1} - 1}
+    .. math::  S_k = \frac{\max_j |W_{kj}|}{2^{b-1} - 1}
     """
     top = 2 ** (bits - 1) - 1
     m = w.detach().abs().amax(dim=1, keepdim=True).numpy()

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantbook._arrays import check_finite, like, to_numpy
-from quantbook.embeddings import as_packed_bytes, hamming_distance, unpack_sign_bits
+from quantbook._arrays import as_real_array, check_flag, check_integer, like, to_numpy
+from quantbook.embeddings import _as_packed_bytes, _unpack_sign_bits, hamming_distance
 
 
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(k)
+def _check_k(k, name: str = "k") -> int:
+    return check_integer(k, name, 1)
 
 
 def top_k(scores, k: int, largest: bool = True):
@@ -32,18 +30,15 @@ def top_k(scores, k: int, largest: bool = True):
     ``largest=True`` for similarities, ``False`` for distances. Ties go to the smaller id, also at
     the k-th place, so the answer is unique. k larger than m gives all m.
     """
-    s = to_numpy(scores, "scores")
+    s = as_real_array(scores, "scores")
     k = _check_k(k)
+    largest = check_flag(largest, "largest")
     if s.ndim != 2:
         raise ValueError(f"scores must be a 2-D (queries, corpus) array, got shape {s.shape}")
     n, m = s.shape
     k = min(k, m)
     if n == 0 or m == 0:
-        return np.zeros((n, k), dtype=np.int64), s[:, :k].copy()
-    if s.dtype.kind == "f":
-        check_finite(s, "scores")
-    elif s.dtype.kind not in "iub":
-        raise TypeError(f"scores must be real numbers, got dtype {s.dtype}")
+        return like(np.zeros((n, k), dtype=np.int64), scores), like(s[:, :k].copy(), scores)
     # argpartition finds the k best in O(m), on the scores as they are (no full-size int64 or
     # negated copy): the k largest end up last, the k smallest first.
     if largest:
@@ -61,14 +56,21 @@ def top_k(scores, k: int, largest: bool = True):
         ids[row] = candidates[order[:k]]
     order = np.lexsort((ids, _smaller_is_better(np.take_along_axis(s, ids, axis=1), largest)))
     ids = np.take_along_axis(ids, order, axis=1).astype(np.int64)
-    return ids, np.take_along_axis(s, ids, axis=1)
+    return like(ids, scores), like(np.take_along_axis(s, ids, axis=1), scores)
 
 
 def _smaller_is_better(values: np.ndarray, largest: bool) -> np.ndarray:
-    """A sort key for a few values: negated for similarities (in int64, so uints negate too)."""
+    """A sort key for a few values that puts the best first.
+
+    Floats are negated; integers are bit-inverted (``~v``, which is ``-v - 1`` for signed and
+    ``max - v`` for unsigned integers): the same order, with no overflow at int64's minimum or
+    above 2**63 in uint64.
+    """
     if not largest:
         return values
-    return -(values.astype(np.int64) if values.dtype.kind in "iub" else values)
+    if values.dtype.kind == "b":
+        return ~values.astype(np.int8)
+    return ~values if values.dtype.kind in "iu" else -values
 
 
 def _centred(codes: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -101,7 +103,13 @@ def integer_dot(a, b, block: int = 8192):
     converted ``block`` at a time into one reused buffer (12 MB for d = 384), instead of int32 and
     float copies 4x the size of the codes; few blocks, because each one is a BLAS call.
     """
-    ia, ib = to_numpy(a, "a"), to_numpy(b, "b")
+    ia, ib = as_real_array(a, "a"), as_real_array(b, "b")
+    block = check_integer(block, "block", 1)
+    for v, n in ((ia, "a"), (ib, "b")):
+        if v.dtype.kind not in "iu":
+            raise TypeError(f"{n} must hold integer codes (int8 or uint8), got dtype {v.dtype}")
+        if v.ndim not in (1, 2):
+            raise ValueError(f"{n} must be a 1-D or 2-D array of codes, got shape {v.shape}")
     if ia.shape[-1] != ib.shape[-1]:
         raise ValueError(f"a and b must have the same dimension, got {ia.shape} and {ib.shape}")
     bound = _largest_magnitude(ia) * _largest_magnitude(ib) * ia.shape[-1]
@@ -125,7 +133,7 @@ def dot_scores(queries, corpus):
     Floats (float32, float16, float8 e4m3fn): the float32 dot product q·c.
     int8 or uint8 codes (both sides the same): :func:`integer_dot` (int32).
     """
-    q, c = to_numpy(queries, "queries"), to_numpy(corpus, "corpus")
+    q, c = as_real_array(queries, "queries"), as_real_array(corpus, "corpus")
     if q.ndim == 1:
         q = q[None, :]
     if q.ndim != 2 or c.ndim != 2:
@@ -144,9 +152,11 @@ def dot_scores(queries, corpus):
                 f"got {q.dtype} and {c.dtype}"
             )
         return like(integer_dot(q, c), queries, corpus)
-    qf, cf = q.astype(np.float32, copy=False), c.astype(np.float32, copy=False)
-    check_finite(qf, "queries")
-    check_finite(cf, "corpus")
+    with np.errstate(over="ignore"):  # beyond float32: inf, reported just below
+        qf, cf = q.astype(np.float32, copy=False), c.astype(np.float32, copy=False)
+    for src, v, n in ((q, qf, "queries"), (c, cf, "corpus")):  # float64 beyond float32's range
+        if src.dtype.itemsize > 4 and v.size and not np.isfinite(v).all():
+            raise ValueError(f"{n} holds values beyond float32's range")
     return like(qf @ cf.T, queries, corpus)
 
 
@@ -181,16 +191,34 @@ def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 
        from the codes (nothing but the bits needed);
     3. keep the k best.
 
+    ``corpus_codes`` are binary (int8) or ubinary (uint8) codes from
+    :func:`quantbook.embeddings.quantize_embeddings`; the dtype says which, so other integer
+    dtypes are a ``TypeError``. Both give the same ids and scores.
+
     q·ĉ with ĉ = 2b − 1 ranks like sentence-transformers' q·b on the {0, 1} bits (the two differ
     by Σq, the same for every candidate). Returns (ids, scores), each (n_queries, k).
     """
-    multiplier = _check_k(multiplier)
+    multiplier = _check_k(multiplier, "multiplier")
     k = _check_k(k)
-    q = to_numpy(queries, "queries").astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, reported just below
+        q = as_real_array(queries, "queries").astype(np.float32)
     if q.ndim == 1:
         q = q[None, :]
-    check_finite(q, "queries")
-    codes = as_packed_bytes(corpus_codes, "corpus_codes")
+    if q.ndim != 2:
+        raise ValueError(f"queries must be (n, d) or (d,), got shape {q.shape}")
+    if q.size and not np.isfinite(q).all():
+        raise ValueError("queries holds values beyond float32's range")
+    raw = to_numpy(corpus_codes, "corpus_codes")
+    if raw.dtype == np.int8:  # binary = ubinary - 128: flip the top bit back
+        codes = raw.view(np.uint8) ^ np.uint8(0x80)
+    elif raw.dtype == np.uint8:
+        codes = raw
+    else:
+        raise TypeError(
+            "corpus_codes must be binary (int8) or ubinary (uint8) packed codes, got dtype "
+            f"{raw.dtype}"
+        )
+    codes = _as_packed_bytes(codes, "corpus_codes")
     if codes.ndim != 2:
         raise ValueError(f"corpus_codes must be (m, bytes), got shape {codes.shape}")
     if (q.shape[1] + 7) // 8 != codes.shape[1]:
@@ -201,14 +229,14 @@ def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 
     query_codes = np.packbits(q > 0, axis=-1)
     candidates, _ = search_hamming(query_codes, codes, k * multiplier)
     if corpus is not None:
-        c = to_numpy(corpus, "corpus").astype(np.float32)
+        c = as_real_array(corpus, "corpus").astype(np.float32)
         if c.shape != (codes.shape[0], q.shape[1]):
             raise ValueError(
                 f"corpus must have shape {(codes.shape[0], q.shape[1])}, got {c.shape}"
             )
         vectors = c[candidates]
     else:
-        vectors = unpack_sign_bits(codes[candidates], q.shape[1])
+        vectors = _unpack_sign_bits(codes[candidates], q.shape[1])
     rescored = np.einsum("nd,nkd->nk", q, vectors)
     # among the candidates: best score first, ties to the smaller corpus id
     order = np.lexsort((candidates, -rescored), axis=1)[:, :k]
@@ -217,12 +245,20 @@ def search_binary_rescore(queries, corpus_codes, k: int = 10, multiplier: int = 
 
 
 def recall_at_k(found_ids, true_ids) -> float:
-    """Recall@k = mean over queries of |found ∩ true| / k, with k = true_ids.shape[1].
+    r"""Recall@k = mean over queries of ``|found ∩ true| / k``, with k = true_ids.shape[1].
+
+    .. math::  \mathrm{recall@}k = \frac{1}{n} \sum_{i=1}^{n}
+               \frac{|\{f_{i1}, \dots, f_{ik}\} \cap \{t_{i1}, \dots, t_{ik}\}|}{k}
 
     ``found_ids`` (n, ≥k or fewer) are the ids a search returned, ``true_ids`` (n, k) those of
-    exact float32 search. 1.0 means every true neighbour was found.
+    exact float32 search. 1.0 means every true neighbour was found. Ids are counted as sets: a
+    repeated found id counts once, and a row of ``true_ids`` must not repeat an id. Ids are
+    integers.
     """
-    found, truth = to_numpy(found_ids, "found_ids"), to_numpy(true_ids, "true_ids")
+    found, truth = as_real_array(found_ids, "found_ids"), as_real_array(true_ids, "true_ids")
+    for v, n in ((found, "found_ids"), (truth, "true_ids")):
+        if v.dtype.kind not in "iu":
+            raise TypeError(f"{n} must hold integer ids, got dtype {v.dtype}")
     if found.ndim != 2 or truth.ndim != 2 or found.shape[0] != truth.shape[0]:
         raise ValueError(
             f"found_ids and true_ids must be (n, k) arrays with the same n, got {found.shape} "
@@ -231,5 +267,9 @@ def recall_at_k(found_ids, true_ids) -> float:
     k = truth.shape[1]
     if truth.shape[0] == 0 or k == 0:
         return float("nan")
-    hits = (found[:, :k, None] == truth[:, None, :]).any(axis=2).sum(axis=1)
+    ordered = np.sort(truth, axis=1)
+    if (ordered[:, 1:] == ordered[:, :-1]).any():
+        raise ValueError("true_ids must not repeat an id within a row (they are a set)")
+    # each true id counts once, found or not: repeats among the found ids add nothing
+    hits = (truth[:, :, None] == found[:, None, :k]).any(axis=2).sum(axis=1)
     return float(hits.mean() / k)

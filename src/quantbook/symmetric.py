@@ -1,8 +1,8 @@
-"""Symmetric (absmax) quantization: zero point fixed at 0, the scale set by the largest |x|.
+r"""Symmetric (absmax) quantization: zero point fixed at 0, the scale set by the largest ``|x|``.
 
-.. math::  S = \\frac{\\max |x|}{2^{b-1} - 1}, \\qquad
-           q = \\operatorname{clamp}(\\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1),
-           \\qquad \\hat{x} = S\\,q
+.. math::  S = \frac{\max |x|}{2^{b-1} - 1}, \qquad
+           q = \operatorname{clamp}(\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1),
+           \qquad \hat{x} = S\,q
 
 The *restricted* range [-127, 127] (8 bits) is symmetric, so ``-x`` quantizes to ``-q`` exactly,
 at the price of never using the code -128. The *full* range [-128, 127]
@@ -11,13 +11,31 @@ at the price of never using the code -128. The *full* range [-128, 127]
 
 Granularity: one scale for the whole tensor (default), one per slice along ``axis``
 (per-channel), or one per ``group_size`` consecutive values along the last axis (per-group).
+
+A nonzero ``max|x|`` whose scale float32 cannot hold (it would round to 0 or to inf, e.g. for
+``max|x| = 1e-45``) is a ``ValueError``, not a zero or infinite scale; a scale
+passed to :func:`dequantize` must broadcast against ``q`` without growing it (per-group scales
+need ``group_size``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from quantbook._arrays import check_bits, like, to_numpy, to_real, work_dtype
+from quantbook._arrays import (
+    FLOAT32_RANGE_TEXT,
+    check_axis,
+    check_bits,
+    check_flag,
+    check_group_size,
+    check_param_shape,
+    check_scale,
+    float32_misfit,
+    like,
+    to_numpy,
+    to_real,
+    work_dtype,
+)
 
 __all__ = [
     "qrange",
@@ -30,14 +48,14 @@ __all__ = [
 
 
 def qrange(bits: int = 8, restricted: bool = True) -> tuple[int, int]:
-    """The codes symmetric quantization uses.
+    r"""The codes symmetric quantization uses.
 
-    .. math::  [-(2^{b-1}-1),\\, 2^{b-1}-1] \\text{ (restricted)}, \\qquad
-               [-2^{b-1},\\, 2^{b-1}-1] \\text{ (full)}
+    .. math::  [-(2^{b-1}-1),\, 2^{b-1}-1] \text{ (restricted)}, \qquad
+               [-2^{b-1},\, 2^{b-1}-1] \text{ (full)}
     """
     bits = check_bits(bits)
     top = 2 ** (bits - 1) - 1
-    return (-top if restricted else -top - 1), top
+    return (-top if check_flag(restricted, "restricted") else -top - 1), top
 
 
 def _levels(bits: int, restricted: bool) -> float:
@@ -46,36 +64,23 @@ def _levels(bits: int, restricted: bool) -> float:
     return 2.0 ** (bits - 1) - 1 if restricted else (2.0**bits - 1) / 2
 
 
-def _check_group_size(group_size, n: int) -> int:
-    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)):
-        raise TypeError(f"group_size must be a positive integer, got {group_size!r}")
-    if group_size < 1:
-        raise ValueError(f"group_size must be a positive integer, got {group_size}")
-    if n % group_size:
-        raise ValueError(
-            f"group_size={group_size} must divide the last axis length {n} (pad the tensor or "
-            "pick another group size)"
-        )
-    return int(group_size)
+def _grouped_shape(shape: tuple, group_size) -> tuple:
+    """(..., n) -> (..., n // g, g), checking ``group_size`` without making any array."""
+    if len(shape) == 0:
+        raise ValueError("group_size needs an array with at least one axis, got a scalar")
+    g = check_group_size(group_size, shape[-1])
+    return (*shape[:-1], shape[-1] // g, g)
 
 
 def _grouped(a: np.ndarray, group_size: int) -> np.ndarray:
-    if a.ndim == 0:
-        raise ValueError("group_size needs an array with at least one axis")
-    g = _check_group_size(group_size, a.shape[-1])
-    return a.reshape(*a.shape[:-1], a.shape[-1] // g, g)
+    return a.reshape(_grouped_shape(a.shape, group_size))
 
 
-def _check_axis(axis, ndim: int) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis must be an integer or None, got {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis={axis} is out of range for an array with {ndim} dimensions")
-    return int(axis) % ndim
+_check_axis = check_axis  # kept under its old name for quantbook.granularity
 
 
 def _absmax(a: np.ndarray, axis, group_size):
-    """max|x| per tensor (scalar), per slice along ``axis`` or per group (keepdims)."""
+    """``max|x|`` per tensor (scalar), per slice along ``axis`` or per group (keepdims)."""
     if axis is not None and group_size is not None:
         raise ValueError("give axis (per-channel) or group_size (per-group), not both")
     # initial=0 makes empty reductions well defined (|x| >= 0 anyway).
@@ -92,22 +97,37 @@ def _scale_from_absmax(absmax, bits: int, restricted: bool):
     levels = _levels(bits, restricted)
     if np.ndim(absmax) == 0:
         scale = absmax / absmax.dtype.type(levels)  # in the data's precision, like the seeds
+        _check_absmax_scale(np.asarray(scale, np.float64), absmax)
         return float(scale) if absmax > 0 else 1.0
+    _check_absmax_scale(absmax.astype(np.float64) / levels, absmax)
     scale = (absmax / levels).astype(np.float32)
     return np.where(scale > 0, scale, np.float32(1.0))
 
 
-def absmax_scale(x, bits: int = 8, axis=None, group_size=None, restricted: bool = True):
-    """The absmax scale.
+def _check_absmax_scale(scale: np.ndarray, absmax) -> None:
+    """A nonzero ``max|x|`` must give a scale float32 holds (not rounding to 0, not to inf)."""
+    m = np.atleast_1d(np.asarray(absmax, np.float64))
+    used = np.atleast_1d(np.asarray(scale, np.float64))[m > 0]
+    if used.size and (used.min() == 0 or float32_misfit(used) is not None):
+        raise ValueError(
+            f"x has max|x| from {m[m > 0].min():g} to {m.max():g}, whose scale max|x| / levels "
+            f"float32 cannot hold ({FLOAT32_RANGE_TEXT}; reconstructions are float32): "
+            "rescale the data"
+        )
 
-    .. math::  S = \\frac{\\max |x|}{2^{b-1} - 1} \\text{ (restricted)}, \\qquad
-               S = \\frac{\\max |x|}{(2^b - 1)/2} \\text{ (full range)}
+
+def absmax_scale(x, bits: int = 8, axis=None, group_size=None, restricted: bool = True):
+    r"""The absmax scale.
+
+    .. math::  S = \frac{\max |x|}{2^{b-1} - 1} \text{ (restricted)}, \qquad
+               S = \frac{\max |x|}{(2^b - 1)/2} \text{ (full range)}
 
     All-zero input (or slice, or group) gets ``S = 1.0``. Returns a Python float per tensor, a
     float32 array with kept dimensions per channel (``axis``), or shape ``(..., n // g, 1)`` per
     group of ``g = group_size`` along the last axis.
     """
     bits = check_bits(bits)
+    restricted = check_flag(restricted, "restricted")
     a = to_real(x, "x")
     a = a.astype(work_dtype(a), copy=False)
     scale = _scale_from_absmax(_absmax(a, axis, group_size), bits, restricted)
@@ -127,10 +147,10 @@ def _quantize(x, bits, axis, group_size, restricted):
 
 
 def quantize(x, bits: int = 8, axis=None, group_size=None):
-    """Symmetric absmax quantization in the restricted range.
+    r"""Symmetric absmax quantization in the restricted range.
 
-    .. math::  S = \\frac{\\max |x|}{2^{b-1} - 1}, \\qquad
-               q = \\operatorname{clamp}(\\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1)
+    .. math::  S = \frac{\max |x|}{2^{b-1} - 1}, \qquad
+               q = \operatorname{clamp}(\operatorname{round}(x / S), -(2^{b-1}-1), 2^{b-1}-1)
 
     Parameters
     ----------
@@ -159,10 +179,10 @@ def quantize(x, bits: int = 8, axis=None, group_size=None):
 
 
 def quantize_full_range(x, bits: int = 8, axis=None, group_size=None):
-    """Symmetric quantization that also uses the code :math:`-2^{b-1}`.
+    r"""Symmetric quantization that also uses the code :math:`-2^{b-1}`.
 
-    .. math::  S = \\frac{\\max |x|}{(2^b - 1)/2}, \\qquad
-               q = \\operatorname{clamp}(\\operatorname{round}(x / S), -2^{b-1}, 2^{b-1}-1)
+    .. math::  S = \frac{\max |x|}{(2^b - 1)/2}, \qquad
+               q = \operatorname{clamp}(\operatorname{round}(x / S), -2^{b-1}, 2^{b-1}-1)
 
     ``±max|x|`` sit 127.5 steps from zero (8 bits), half-way between two codes: ``-max|x|``
     rounds to -128 or -127 and ``+max|x|`` to 127 (after the clamp), depending on the last bit
@@ -174,26 +194,35 @@ def quantize_full_range(x, bits: int = 8, axis=None, group_size=None):
 
 
 def dequantize(q, scale, group_size=None):
-    """Integer codes back to real values (float32).
+    r"""Integer codes back to real values (float32).
 
-    .. math::  \\hat{x} = S\\, q
+    .. math::  \hat{x} = S\, q
 
     ``scale`` as returned by :func:`quantize`; pass the same ``group_size`` for per-group scales.
     """
     qa = to_real(q, "q")
-    s = to_real(scale, "scale")
-    if s.size and not (s > 0).all():
-        raise ValueError("scale must be positive (real units per integer step), got a value <= 0")
-    s = s.astype(np.float32)
-    if group_size is not None:
-        x_hat = (_grouped(qa, group_size).astype(np.float32) * s).reshape(qa.shape)
-    else:
-        x_hat = qa.astype(np.float32) * s
+    if qa.dtype.kind == "f" and qa.size and not (qa == np.rint(qa)).all():
+        raise ValueError("q must hold integer codes (whole numbers), got non-integer values")
+    if qa.itemsize > 1 and qa.size and (qa.min() < -(2**31) or qa.max() > 2**31 - 1):
+        raise ValueError("q must hold integer codes within int32's range")
+    s = check_scale(scale, "scale").astype(np.float32)
+    with np.errstate(over="ignore"):
+        if group_size is not None:
+            grouped = _grouped(qa, group_size)
+            check_param_shape(s.shape, grouped.shape, "scale", "q grouped by group_size")
+            x_hat = (grouped.astype(np.float32) * s).reshape(qa.shape)
+        else:
+            check_param_shape(s.shape, qa.shape, "scale", "q")
+            x_hat = qa.astype(np.float32) * s
+    if (qa.itemsize > 1 or (s.size and float(s.max()) > 2.0**110)) and x_hat.size and \
+            not np.isfinite(x_hat).all():
+        raise ValueError("scale * q exceeds float32's range: q or scale is too large for a "
+                         "float32 reconstruction")
     return like(x_hat.astype(np.float32, copy=False), q, scale)
 
 
 def fake_quantize(x, bits: int = 8, axis=None, group_size=None, restricted: bool = True):
     """Quantize then dequantize (float32): :math:`\\hat{x} = S\\,q`."""
-    quant = quantize if restricted else quantize_full_range
+    quant = quantize if check_flag(restricted, "restricted") else quantize_full_range
     q, scale = quant(to_numpy(x, "x"), bits, axis, group_size)
     return like(to_numpy(dequantize(q, scale, group_size)), x)

@@ -124,7 +124,7 @@ def check_quantize(my_quantize) -> bool:
     """Exercise: write ``my_quantize(x, scale, zero_point)`` for signed 8-bit codes.
 
     q = clamp(round(x / S) + Z, -128, 127) with round half to even (``np.rint``). Tested on
-    :data:`QUANTIZE_X` with S = 0.5, Z = -3.
+    ``QUANTIZE_X`` with S = 0.5, Z = -3.
     """
     if my_quantize is None or my_quantize is Ellipsis:
         print("Replace the placeholder with your function, then run the cell again.")

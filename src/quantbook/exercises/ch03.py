@@ -25,7 +25,7 @@ _INT4_CODES = (7, -2, 0, 3, -7, 2)
 
 
 def check_int4_codes(answer) -> bool:
-    """Exercise: the int4 codes of :data:`INT4_EXERCISE_VALUES` under symmetric absmax.
+    """Exercise: the int4 codes of ``INT4_EXERCISE_VALUES`` under symmetric absmax.
 
     S = max|x| / (2**3 - 1) = 3.5 / 7 = 0.5 and q = round(x / S) with round half to even:
     x / S = [7, -2.5, 0.5, 3.2, -6.6, 1.5] -> [7, -2, 0, 3, -7, 2].

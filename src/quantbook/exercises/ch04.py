@@ -45,7 +45,7 @@ _PER_COLUMN_CODES = ((7, -7, 7, 7), (1, 0, 0, 1))
 
 
 def check_per_channel_codes(answer) -> bool:
-    """Exercise: int4 symmetric codes of :data:`PER_CHANNEL_EXERCISE_W`, one scale per row.
+    """Exercise: int4 symmetric codes of ``PER_CHANNEL_EXERCISE_W``, one scale per row.
 
     Row scales: 1.4 / 7 = 0.2 and 0.06 / 7; codes [[2, -7, 4, 1], [5, -7, 1, 3]].
     """

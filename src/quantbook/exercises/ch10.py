@@ -135,7 +135,7 @@ def check_double_quant_bits(answer) -> bool:
 
 
 def check_iq4_nl_values(answer) -> bool:
-    """Exercise: x[0] and x[16] of :data:`IQ4_NL_EXERCISE_BLOCK`.
+    """Exercise: x[0] and x[16] of ``IQ4_NL_EXERCISE_BLOCK``.
 
     d = 0.5; byte 0x3C: low nibble 12 -> x[0] = 0.5·v[12] = 0.5·53 = 26.5; high nibble 3 ->
     x[16] = 0.5·v[3] = 0.5·(-65) = -32.5.

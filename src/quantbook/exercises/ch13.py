@@ -45,7 +45,7 @@ TERNARY_EXERCISE = (0.9, -0.05, 0.2, -0.6, 0.0, 0.45)
 
 
 def check_ste_gradient(answer) -> bool:
-    """Exercise: the STE gradient of sum(x_hat) with respect to each x of :data:`STE_EXERCISE`.
+    """Exercise: the STE gradient of sum(x_hat) with respect to each x of ``STE_EXERCISE``.
 
     The range is [S * -4, S * 3] = [-1.0, 0.75], both ends inside: [0, 1, 1, 1, 1, 0, 0].
     """
@@ -110,7 +110,7 @@ def _lsq_expected() -> float:
 
 
 def check_lsq_step_gradient(answer) -> bool:
-    """Exercise: LSQ's dL/dS for :data:`LSQ_EXERCISE` with g = 1 and dL/dx_hat = 1.
+    """Exercise: LSQ's dL/dS for ``LSQ_EXERCISE`` with g = 1 and dL/dx_hat = 1.
 
     v = x: -3 -> Q_n = -2; -1.25 -> -1 + 1.25 = 0.25; 0.4 -> -0.4; -0.5 -> (round half to
     even: -0) + 0.5 = 0.5; 0.75 -> 0.25; 2 -> Q_p = 1. Sum: -0.4.
@@ -170,7 +170,7 @@ def check_lsq_grad_scale(answer) -> bool:
 
 
 def check_ternary_codes(answer) -> bool:
-    """Exercise: BitNet b1.58's absmean codes of :data:`TERNARY_EXERCISE`.
+    """Exercise: BitNet b1.58's absmean codes of ``TERNARY_EXERCISE``.
 
     gamma = mean|w| = 2.2 / 6 = 0.3667; w / gamma = [2.45, -0.14, 0.55, -1.64, 0, 1.23];
     round and clip to [-1, 1]: [1, 0, 1, -1, 0, 1].

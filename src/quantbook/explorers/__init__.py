@@ -13,7 +13,7 @@ static website, where there is no kernel at all.
 - :class:`EmbeddingExplorer` (chapter 6): sign bits, Hamming distance against cosine.
 - :class:`MicroscalingExplorer` (chapter 8): 32 values in MXFP4 or NVFP4, every code shown.
 
-The browser computes exactly what :mod:`quantbook` computes (round half to even, the same
+The browser computes exactly what ``quantbook`` computes (round half to even, the same
 clamping, float32 where quantbook uses float32). The explorer's root element carries
 ``data-explorer="NAME"`` and ``data-state``, the JSON of its settings and displayed values,
 updated on every change; ``explorer.state()`` computes the same dictionary in Python.

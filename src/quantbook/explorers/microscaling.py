@@ -51,12 +51,12 @@ def _elements(x: np.ndarray, scale: np.float32) -> dict:
 
 
 def mxfp4_block(x: np.ndarray) -> dict:
-    """OCP MX v1.0 MXFP4 of one block of 32 float32 values.
+    r"""OCP MX v1.0 MXFP4 of one block of 32 float32 values.
 
     .. math::
 
-        X = 2^{\\lfloor \\log_2 \\max_i |x_i| \\rfloor - 2}, \\qquad
-        P_i = \\mathrm{E2M1}(x_i / X), \\qquad \\hat x_i = X P_i
+        X = 2^{\lfloor \log_2 \max_i |x_i| \rfloor - 2}, \qquad
+        P_i = \mathrm{E2M1}(x_i / X), \qquad \hat x_i = X P_i
 
     The shared scale X is an E8M0 byte, biased by 127 (``float8_e8m0fnu``), clamped to
     [0, 254]; an all-zero block gets byte 0. E2M1 rounds to nearest, ties to even, and clamps
@@ -85,13 +85,13 @@ def nvfp4_tensor_scale(tensor_amax: float) -> np.float32:
 
 
 def nvfp4_block(x: np.ndarray, tensor_scale: np.float32) -> dict:
-    """NVFP4 of one block of 16 float32 values with a float32 tensor scale s.
+    r"""NVFP4 of one block of 16 float32 values with a float32 tensor scale s.
 
     .. math::
 
-        d = \\mathrm{E4M3}\\!\\left(\\min\\!\\left(\\frac{\\max_i |x_i|}{6 s}, 448\\right)\\right),
-        \\qquad P_i = \\mathrm{E2M1}\\!\\left(\\frac{x_i}{d\\,s}\\right),
-        \\qquad \\hat x_i = P_i\\,(d\\,s)
+        d = \mathrm{E4M3}\!\left(\min\!\left(\frac{\max_i |x_i|}{6 s}, 448\right)\right),
+        \qquad P_i = \mathrm{E2M1}\!\left(\frac{x_i}{d\,s}\right),
+        \qquad \hat x_i = P_i\,(d\,s)
 
     d is an unsigned E4M3 byte (``float8_e4m3fn``, round to nearest even, saturated at 448).
     Every step is one float32 operation: 6s, then amax / (6s), then d s, then x / (d s).
@@ -169,7 +169,7 @@ class MicroscalingExplorer(Explorer):
         the last axis is not a multiple of 32) and ``blocks`` of them are picked with ``seed``.
     format : "mxfp4" or "nvfp4"
     tensor_amax : float or None: the amax NVFP4's tensor scale is computed from; None takes the
-        largest |w| of ``weights`` (or of ``values``).
+        largest ``|w|`` of ``weights`` (or of ``values``).
     seed, blocks : the sample of blocks (default 0 and 16)
 
     Traits (synced): ``values`` (32 floats, float32), ``format``, ``tensor_amax``, ``pool``
