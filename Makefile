@@ -11,7 +11,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export QUANTBOOK_CACHE ?= $(CURDIR)/_build/quantbook-cache
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test lint unit notebooks browser bench slides answer-key clean
+.PHONY: book test lint unit notebooks browser bench slides answer-key instructor grade clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -55,15 +55,27 @@ browser: book
 
 # The notebooks run twice: in the book build, and alone in a Colab-like venv under nbmake
 # (tests/test_colab.py). Both share the embedding cache, so the model embeds the corpus once.
-test: lint book
+test: lint book instructor
 	$(BIN)/pytest -n 2 --dist loadfile tests
 
 # One reveal.js deck per chapter, offline: _build/html/slides/index.html (made by `make book`)
 slides: book
 
-# The graded lab's answer key, executed: _build/course/lab_quantization_key.ipynb
+# The graded lab and homework from their Otter sources (course/): student notebooks, keys and
+# autograders in _build/course/<name>/; fails if a published student notebook is stale.
 answer-key: $(VENV)/.installed
-	$(PY) scripts/make_answer_key.py --execute
+	$(PY) scripts/make_answer_key.py --check
+
+# The instructor edition (keys, bank, rubrics, slide notes): never deployed with the website.
+instructor: $(VENV)/.installed
+	$(PY) course/make_instructor.py
+
+# Grade a folder of submitted notebooks with Otter-Grader, no Docker:
+#   make grade SUBMISSIONS=path/to/folder [ASSIGNMENT=lab|hw3]  ->  _build/grades/<name>/
+ASSIGNMENT ?= lab
+grade: $(VENV)/.installed
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [ASSIGNMENT=lab|hw3]"; exit 2; }
+	$(PY) course/grade.py "$(SUBMISSIONS)" --assignment $(ASSIGNMENT)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py

@@ -1,0 +1,1 @@
+"""Public tests of hw3 (shape and type checks, no answers), for grader.check."""

@@ -1,0 +1,1 @@
+"""Public tests of lab (shape and type checks, no answers), for grader.check."""
