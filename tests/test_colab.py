@@ -28,6 +28,7 @@ COLAB_PACKAGES = [
     "transformers",
     "sentence-transformers",
     "scikit-learn",  # Colab ships it; chapter 13 trains on its bundled digits
+    "otter-grader",  # the lab's and homework's autograder (course pages say to install it)
     "ipykernel",
     "pytest",
     "nbmake",

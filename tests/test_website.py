@@ -48,7 +48,8 @@ NOTEBOOKS = sorted(
 
 REPOSITORY_URL = CONFIG["repository"]["url"].rstrip("/")
 INSTALL_LINE = re.compile(
-    r'^\s*%pip install --quiet "quantbook\[(?P<extras>[\w,]+)\] @ git\+(?P<url>[^"]+)"\s*$',
+    r'^\s*%pip install --quiet "quantbook\[(?P<extras>[\w,]+)\] '
+    r'@ git\+(?P<url>[^"@]+)@(?P<release>[^"]+)"\s*$',
     re.MULTILINE,
 )
 
@@ -252,6 +253,11 @@ def test_install_cell_follows_config(notebook, monkeypatch):
         f"{notebook.name} installs from {match['url']}, _config.yml says {REPOSITORY_URL}"
     )
     assert set(match["extras"].split(",")) <= {"book", "models"}, match["extras"]
+    # A semester's notebooks install one fixed release, the one _config.yml names.
+    assert match["release"] == CONFIG["repository"]["release"], (
+        f"{notebook.name} installs {match['release']}, _config.yml says "
+        f"{CONFIG['repository']['release']}"
+    )
 
     assert run_install_cell(source, True, monkeypatch) == [], (
         f"{notebook.name}: the install cell runs a magic although quantbook is installed"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from quantbook._arrays import as_real_array, check_flag, check_integer, like, to_numpy
+from quantbook._index import Index as Index  # re-exported: quantbook.retrieval.Index
 from quantbook.embeddings import _as_packed_bytes, _unpack_sign_bits, hamming_distance
 
 
