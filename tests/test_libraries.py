@@ -181,3 +181,17 @@ def test_torch_ao_quantization_still_ships_and_announces_removal_in_2_10():
         torch.ao.quantization.quantize_dynamic(tiny, {torch.nn.Linear}, dtype=torch.qint8)
     announced = {v for w in caught for v in re.findall(r"removed in (\d+\.\d+)", str(w.message))}
     assert announced == {"2.10"}
+
+
+def test_every_test_the_page_names_exists():
+    """book/libraries.md cites tests by name: a renamed or removed test must not leave the page
+    pointing at nothing."""
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    page = (tests.parent / "book" / "libraries.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(test_\w+\.py)::(\w+)`", page))
+    assert len(named) > 40
+    missing = [f"{f}::{t}" for f, t in sorted(named)
+               if not (tests / f).is_file() or f"def {t}(" not in (tests / f).read_text()]
+    assert not missing, f"book/libraries.md names tests that do not exist: {missing}"
