@@ -163,7 +163,7 @@ function render({ model, el }) {
   const random = h("button", { type: "button", class: "qb-button", "data-control": "random", text: "random bytes" });
   const controls = h("div", { class: "qb-controls" }, pool.length ? blockChoice.wrap : null, weightField.wrap, rawField.wrap, random);
   const message = h("p", { class: "qb-error", role: "alert" });
-  const mapLabel = h("div", { class: "qb-legend", text: "The 256 decoded weights, one row per sub-block of 32 (click one):" });
+  const mapLabel = h("div", { class: "qb-legend", text: "The 256 decoded weights, one row per sub-block of 32 (orange positive, blue negative, darker is larger, grey not finite; click one):" });
   const plot = canvasPanel("The 256 decoded weights of the super-block, one row per sub-block of 32; click a weight to inspect it", 8 * 15 + 12);
   const bytesLabel = h("div", { class: "qb-legend" });
   const byteMap = h("div", { class: "qb-kq-bytemap" });
