@@ -21,6 +21,7 @@ from quantbook.explorers import (
     EmbeddingExplorer,
     FloatBitsExplorer,
     GranularityExplorer,
+    KQuantExplorer,
     MicroscalingExplorer,
     PackingExplorer,
 )
@@ -44,7 +45,7 @@ def f32_list(a):
     (AffineExplorer, "affine"), (BitWidthExplorer, "bitwidth"),
     (GranularityExplorer, "granularity"), (PackingExplorer, "packing"),
     (EmbeddingExplorer, "embedding"), (FloatBitsExplorer, "floatbits"),
-    (MicroscalingExplorer, "microscaling"),
+    (MicroscalingExplorer, "microscaling"), (KQuantExplorer, "kquant"),
 ])
 def test_module_is_shipped_self_contained(cls, name):
     esm = str(cls._esm)
@@ -607,7 +608,8 @@ def all_explorers(weights):
     a, b = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
     return [AffineExplorer(weights), BitWidthExplorer(weights), GranularityExplorer(weights),
             PackingExplorer([1, -2, 7]), EmbeddingExplorer(a, b), FloatBitsExplorer("465"),
-            MicroscalingExplorer(weights=weights, format="nvfp4")]
+            MicroscalingExplorer(weights=weights, format="nvfp4"),
+            KQuantExplorer(weights=np.resize(weights, (4, 512)), weight=150)]
 
 
 def test_fallback_is_published_before_the_widget(weights, monkeypatch):
@@ -645,10 +647,179 @@ def test_fallback_shows_the_state(weights):
     assert "4-bit signed codes" in e.fallback_text()
     # every explorer has its own fallback id, synced to the browser
     ids = {x._fallback_id for x in all_explorers(weights)}
-    assert len(ids) == 7 and "_fallback_id" in e.keys
+    assert len(ids) == 8 and "_fallback_id" in e.keys
 
 
 def test_js_hides_the_fallback():
     src = resources.files("quantbook.explorers").joinpath("common.js").read_text()
     body = src[src.index("function follow("):src.index("function onResize")]
     assert "hideFallback(model)" in body and 'model.get("_fallback_id")' in body
+
+
+# --- K-quant super-block ------------------------------------------------------------------------
+
+
+def kquant_blocks() -> np.ndarray:
+    """Q4_K blocks of random bytes (with fp16 infinities, NaNs and subnormals in d and dmin),
+    all zeros, all ones, and encoder output."""
+    from quantbook import formats
+
+    rng = np.random.default_rng(91)
+    blocks = list(rng.integers(0, 256, (6, 144), dtype=np.uint8))
+    for d, dmin in ((0x7C00, 0x3C00), (0x7E00, 0xFC00), (0x0001, 0x83FF), (0x3C00, 0x7C00)):
+        b = rng.integers(0, 256, 144, dtype=np.uint8)
+        b[0:4] = np.array([d, dmin], "<u2").view(np.uint8)
+        blocks.append(b)
+    blocks += [np.zeros(144, np.uint8), np.full(144, 255, np.uint8),
+               formats.encode_q4_k((rng.standard_normal(256) * 0.05).astype(np.float32))]
+    return np.stack(blocks)
+
+
+def same_number(shown, value) -> bool:
+    """A state's number (float, or "nan"/"inf"/"-inf") equals a float32 value bit for bit
+    (the sign of zero aside: JSON drops it)."""
+    if isinstance(shown, str):
+        return shown == ("nan" if np.isnan(value) else "inf" if value > 0 else "-inf")
+    return np.float32(shown) == value
+
+
+def test_kquant_state_is_decode_q4_k_for_every_weight():
+    import gguf
+
+    from quantbook import formats, kquants
+
+    for raw in kquant_blocks():
+        ours = formats.decode_q4_k(raw)
+        with np.errstate(invalid="ignore", over="ignore"):
+            theirs = gguf.quants.dequantize(raw, gguf.GGMLQuantizationType.Q4_K)
+        assert np.array_equal(ours.view(np.uint32), theirs.view(np.uint32)) or np.array_equal(
+            ours, theirs, equal_nan=True)
+        scales, mins = kquants.unpack_scales_mins_k4(raw[4:16])
+        e = KQuantExplorer(raw)
+        for i in range(256):
+            e.weight = i
+            st = e.state()
+            j = i // 32
+            assert st["sub_block"] == j and st["index_in_sub_block"] == i % 32
+            assert same_number(st["steps"]["x"], ours[i]), (i, st["steps"], ours[i])
+            assert st["scale"]["value"] == scales[j] and st["min"]["value"] == mins[j]
+            for part in ("scale", "min"):  # the drawn bits spell the value
+                pieces = st[part]["pieces"]
+                assert sum(int(p["bits"], 2) << p["to_bit"] for p in pieces) == st[part]["value"]
+                assert sum(p["n_bits"] for p in pieces) == 6
+            c = st["code"]
+            assert c["value"] == (raw[c["byte"]] >> c["from_bit"]) & 15
+        assert all(same_number(s, v) for s, v in zip(st["values"], ours, strict=True))
+        assert st["raw"] == raw.tolist()
+        assert json.loads(json.dumps(st, allow_nan=False)) == st  # JSON without NaN or inf
+
+
+def test_kquant_bit_map_is_where_the_decoder_reads():
+    """Flip one bit of the 12 scale bytes: the scale (or min) of exactly the sub-blocks whose drawn
+    pieces hold that bit changes, by that bit's weight; flip a code bit: only that weight moves."""
+    from quantbook import formats, kquants
+    from quantbook.explorers.kquant import code_location, scale_min_pieces
+
+    raw = np.random.default_rng(5).integers(0, 256, 144, dtype=np.uint8)
+    sc0, mn0 = kquants.unpack_scales_mins_k4(raw[4:16])
+    for byte in range(4, 16):
+        for bit in range(8):
+            flipped = raw.copy()
+            flipped[byte] ^= 1 << bit
+            sc1, mn1 = kquants.unpack_scales_mins_k4(flipped[4:16])
+            for j in range(8):
+                for pieces, before, after in zip(scale_min_pieces(j), (sc0, mn0), (sc1, mn1),
+                                                 strict=True):
+                    held = [p for p in pieces if p["byte"] == byte
+                            and p["from_bit"] <= bit < p["from_bit"] + p["n_bits"]]
+                    change = abs(int(after[j]) - int(before[j]))
+                    if held:
+                        assert change == 1 << (held[0]["to_bit"] + bit - held[0]["from_bit"])
+                    else:
+                        assert change == 0, (byte, bit, j)
+    # d = 1, dmin = 0, every scale 1 (sub-blocks 4-7: low nibble of bytes 12-15): x = q
+    unit = np.zeros(144, np.uint8)
+    unit[0:2] = np.array([0x3C00], "<u2").view(np.uint8)
+    unit[4:8] = 1
+    unit[12:16] = 1
+    unit[16:] = raw[16:]
+    base = formats.decode_q4_k(unit)
+    for i in range(256):
+        loc = code_location(i)
+        for k in range(4):
+            flipped = unit.copy()
+            flipped[loc["byte"]] ^= 1 << (loc["from_bit"] + k)
+            diff = np.flatnonzero(formats.decode_q4_k(flipped) != base)
+            assert diff.tolist() == [i] and abs(formats.decode_q4_k(flipped)[i] - base[i]) == 2**k
+
+
+def test_kquant_split_sub_blocks_by_hand():
+    """Sub-block 5 of a hand-made block: scale 0b101101 = 45 from byte 13's low nibble (1101)
+    and bits 6-7 of byte 5 (10); min 0b011010 = 26 from byte 13's high nibble and byte 9."""
+    raw = np.zeros(144, np.uint8)
+    raw[13] = 0b1010_1101
+    raw[5] = 0b10_000000 | 7  # sub-block 1's scale 7 shares the byte
+    raw[9] = 0b01_000000 | 3
+    st = KQuantExplorer(raw, weight=5 * 32 + 3).state()
+    assert st["scale"]["value"] == 45 and st["min"]["value"] == 26
+    assert [p["bits"] for p in st["scale"]["pieces"]] == ["1101", "10"]
+    assert [p["byte"] for p in st["min"]["pieces"]] == [13, 9]
+    assert st["scales"][1] == 7 and st["mins"][1] == 3
+    assert st["code"]["byte"] == 16 + 32 * (5 // 2) + 3 and st["code"]["from_bit"] == 4
+
+
+def test_kquant_from_weights_encodes_with_formats(weights):
+    from quantbook import formats
+
+    w = np.resize(weights, (6, 512))
+    e = KQuantExplorer(weights=w, seed=3, blocks=4)
+    assert len(e.pool) == 4 and e.block == 0 and e.raw == e.pool[0]
+    assert e.pool == KQuantExplorer(weights=w, seed=3, blocks=4).pool
+    encoded = formats.encode_q4_k(w).reshape(-1, 144).tolist()
+    assert all(b in encoded for b in e.pool)
+    e.block = 2
+    assert e.raw == e.pool[2]
+    e.raw = [0] * 144
+    assert e.block == -1
+    st = e.state()
+    assert st["values"] == [0.0] * 256 and st["steps"]["x"] == 0.0
+    assert "sub-block" in e.fallback_text() and "needs JavaScript" in e.fallback_html()
+
+
+def test_kquant_accepts_bytes_lists_and_torch():
+    import torch
+
+    raw = np.random.default_rng(2).integers(0, 256, 144, dtype=np.uint8)
+    st = KQuantExplorer(raw).state()
+    assert KQuantExplorer(raw.tobytes()).state() == st
+    assert KQuantExplorer(raw.tolist()).state() == st
+    assert KQuantExplorer(torch.from_numpy(raw.copy())).state() == st
+
+
+def test_kquant_bad_input(weights):
+    raw = np.zeros(144, np.uint8)
+    with pytest.raises(ValueError, match="raw must be 144 bytes"):
+        KQuantExplorer(np.zeros(143, np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        KQuantExplorer(np.zeros(144, np.float32))
+    with pytest.raises(TypeError, match="ints 0-255"):
+        KQuantExplorer([256] * 144)
+    with pytest.raises(ValueError, match="either raw"):
+        KQuantExplorer()
+    with pytest.raises(ValueError, match="either raw"):
+        KQuantExplorer(raw, weights=weights)
+    with pytest.raises(ValueError, match="at least 256"):
+        KQuantExplorer(weights=np.ones(100))
+    with pytest.raises(ValueError, match="finite"):
+        KQuantExplorer(weights=np.full(256, np.nan))
+    for bad, error in ((256, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError)):
+        with pytest.raises(error, match="weight"):
+            KQuantExplorer(raw, weight=bad)
+    e = KQuantExplorer(raw, weight=7)
+    with pytest.raises(ValueError, match="weight"):
+        e.weight = 300
+    with pytest.raises(ValueError, match="raw"):
+        e.raw = [0] * 10
+    with pytest.raises(ValueError, match="block"):
+        e.block = 0  # no pool: bytes given
+    assert e.weight == 7 and e.raw == [0] * 144 and e.block == -1

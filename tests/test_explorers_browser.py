@@ -25,6 +25,7 @@ import pytest
 
 from quantbook import affine, embeddings, granularity, metrics, packing, symmetric
 from quantbook.explorers.floatbits import float_bits_state
+from quantbook.explorers.kquant import kquant_state, scale_min_pieces
 from quantbook.explorers.microscaling import microscaling_state
 
 pytestmark = pytest.mark.browser
@@ -527,6 +528,99 @@ def drive_microscaling(ex: Explorer):
     assert len(ex.seen) >= 40
 
 
+# --- K-quant super-block ----------------------------------------------------------------------
+
+
+def check_kquant(ex: Explorer):
+    st = json.loads(ex.root.get_attribute("data-state"), parse_int=float)
+    st.pop("input_error")
+    st.pop("block")
+    raw = [int(b) for b in st["raw"]]
+    py = as_json(kquant_state(raw, int(st["weight"])))
+    assert st == py, (raw, st["weight"])
+    ex.remember(st, "raw", "weight")
+    return st
+
+
+def kquant_byte_targets(byte: int, weight: int) -> list[int]:
+    """The weights a click on ``byte`` cycles through: a nibble byte's two weights; a scale byte's
+    sub-blocks (at the same position l); none for d and dmin."""
+    k = weight % 32
+    if byte >= 16:
+        c, m = divmod(byte - 16, 32)
+        return [64 * c + m, 64 * c + 32 + m]
+    return [32 * j + k for j in range(8)
+            if any(p["byte"] == byte for p in sum(scale_min_pieces(j), []))]
+
+
+def kquant_blocks() -> list[list[int]]:
+    """Random bytes (fp16 inf, NaN and subnormal d and dmin among them), zeros and all ones."""
+    rng = np.random.default_rng(14)
+    blocks = [rng.integers(0, 256, 144) for _ in range(3)]
+    for d, dmin in ((0x7C00, 0x3C00), (0x7E01, 0xFC00), (0x0001, 0x83FF)):
+        b = rng.integers(0, 256, 144)
+        b[0:4] = np.array([d, dmin], "<u2").view(np.uint8)
+        blocks.append(b)
+    blocks += [np.zeros(144, int), np.full(144, 255)]
+    return [[int(v) for v in b] for b in blocks]
+
+
+# every sub-block, both ends of each, and more of the split sub-blocks 4-7
+KQUANT_WEIGHTS = (0, 31, 40, 63, 64, 95, 100, 127, 128, 141, 159, 160, 175, 191, 192, 200, 223,
+                  224, 239, 255)
+
+
+def drive_kquant(ex: Explorer):
+    check_kquant(ex)
+    n_pool = ex.control("block").locator("option").count() - 1 if ex.control(
+        "block").count() else 0
+    for b in range(n_pool):
+        ex.select("block", b)
+        for w in KQUANT_WEIGHTS[b % 2::2]:
+            ex.type("weight", str(w))
+            assert check_kquant(ex)["weight"] == w
+    for raw in kquant_blocks():
+        ex.type("raw", " ".join(f"{v:02x}" for v in raw))
+        for w in KQUANT_WEIGHTS:
+            ex.type("weight", str(w))
+            st = check_kquant(ex)
+            assert st["raw"] == raw and st["weight"] == w
+    # click weights in the map: a cell in every sub-block
+    plot = ex.root.locator("canvas")
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    cw, ch = (box["width"] - 20) / 32, (box["height"] - 8) / 8
+    for j, k in ((0, 3), (1, 30), (2, 7), (3, 16), (4, 0), (5, 9), (6, 21), (7, 31)):
+        plot.click(position={"x": 16 + (k + 0.5) * cw, "y": 4 + (j + 0.5) * ch})
+        assert check_kquant(ex)["weight"] == 32 * j + k
+    # click bytes: a nibble byte twice (its two weights), the split scale bytes, d
+    for byte in (16, 16, 79, 143, 4, 8, 12, 12, 15, 7, 11, 0):
+        before = ex.state()["weight"]
+        ex.root.locator(f'[data-byte="{byte}"]').click()
+        st = check_kquant(ex)
+        targets = kquant_byte_targets(byte, before)
+        if targets:
+            at = targets.index(before) if before in targets else -1
+            assert st["weight"] == targets[(at + 1) % len(targets)], (byte, before)
+            assert byte in {p["byte"] for p in st["scale"]["pieces"] + st["min"]["pieces"]} | {
+                st["code"]["byte"]}
+        else:
+            assert st["weight"] == before
+    for _ in range(3):
+        ex.control("random").click()
+        for w in (5, 133, 250):
+            ex.type("weight", str(w))
+            check_kquant(ex)
+    before = ex.state()
+    for name, bad in (("raw", "00 11"), ("raw", "zz" * 144), ("weight", "256"), ("weight", "-1"),
+                      ("weight", "2.5")):
+        ex.type(name, bad)
+        st = json.loads(ex.root.get_attribute("data-state"))
+        assert st["raw"] == before["raw"] and st["weight"] == before["weight"], bad
+        assert st["input_error"], bad
+    assert len(ex.seen) >= 150
+
+
 # --- every page with explorers ----------------------------------------------------------------
 
 DRIVERS = {
@@ -537,6 +631,7 @@ DRIVERS = {
     "embedding": drive_embedding,
     "floatbits": drive_floatbits,
     "microscaling": drive_microscaling,
+    "kquant": drive_kquant,
 }
 
 

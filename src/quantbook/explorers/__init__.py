@@ -12,6 +12,7 @@ static website, where there is no kernel at all.
 - :class:`PackingExplorer` (chapter 5): int4 values into bytes, for every nibble order.
 - :class:`EmbeddingExplorer` (chapter 6): sign bits, Hamming distance against cosine.
 - :class:`MicroscalingExplorer` (chapter 8): 32 values in MXFP4 or NVFP4, every code shown.
+- :class:`KQuantExplorer` (chapter 9): a Q4_K super-block's bytes; click a weight, see its bits.
 
 The browser computes exactly what ``quantbook`` computes (round half to even, the same
 clamping, float32 where quantbook uses float32). The explorer's root element carries
@@ -43,6 +44,7 @@ from quantbook.explorers.bitwidth import BitWidthExplorer
 from quantbook.explorers.embedding import EmbeddingExplorer
 from quantbook.explorers.floatbits import FloatBitsExplorer
 from quantbook.explorers.granularity import GranularityExplorer
+from quantbook.explorers.kquant import KQuantExplorer
 from quantbook.explorers.microscaling import MicroscalingExplorer
 from quantbook.explorers.packing import PackingExplorer
 
@@ -54,4 +56,5 @@ __all__ = [
     "PackingExplorer",
     "EmbeddingExplorer",
     "MicroscalingExplorer",
+    "KQuantExplorer",
 ]
