@@ -60,6 +60,9 @@ WIDGETS_CONFIG_JS = """\
     paths: {
       anywidget: staticRoot + "anywidget/index",
       "@jupyter-widgets/html-manager/dist": staticRoot + "jupyter-widgets",
+      // the manager's CSS asks for its fonts under "@jupyter-widgets/": without this they were
+      // requested page-relative and answered 404 (seen on some pages, not all)
+      "@jupyter-widgets": staticRoot + "jupyter-widgets",
     },
   });
 })();
