@@ -340,3 +340,36 @@ def test_glossary_bfloat16_digits_follow_ml_dtypes():
     assert f"{8 * np.log10(2):.1f}" == "2.4" and f"{11 * np.log10(2):.1f}" == "3.3"
     text = (ROOT / "book" / "glossary.md").read_text(encoding="utf-8")
     assert r"8 \log_{10} 2 \approx 2.4" in text and "about $3.3$" in text
+
+
+# -- links to the package reference ---------------------------------------------------------
+# A code span that names a public function or class (`affine.quantize`) is a link to its entry
+# in the package reference instead: {py:func}`affine.quantize <quantbook.affine.quantize>`.
+# The strict build (-W -n) then fails on a link to a name that does not exist.
+API_SPAN = re.compile(r"(?<![`{}\w])`(?:quantbook\.)?(\w+)\.(\w+)(?:\(\))?`(?!`)")
+
+
+def public_api_name(module: str, name: str) -> bool:
+    import importlib
+    import inspect
+
+    if name.startswith("_") or module in ("exercises", "np", "torch"):
+        return False
+    try:
+        mod = importlib.import_module(f"quantbook.{module}")
+    except ImportError:
+        return False
+    obj = getattr(mod, name, None)
+    return inspect.isfunction(obj) or inspect.isclass(obj)
+
+
+@pytest.mark.parametrize("path", FILES, ids=rel)
+def test_prose_links_the_functions_it_names(path):
+    bare = []
+    for kind, source in cells(path):
+        if kind != "markdown":
+            continue
+        text = re.sub(r"^(```+|~~~+).*?^\1\s*$", " ", source, flags=re.S | re.M)
+        bare += [m.group(0) for m in API_SPAN.finditer(text) if public_api_name(*m.groups())]
+    assert not bare, (f"{rel(path)}: link these to the package reference, e.g. "
+                      "{py:func}`affine.quantize <quantbook.affine.quantize>`: " + ", ".join(bare))
