@@ -14,6 +14,7 @@ Layers that read the same tensor (MiniLM's query, key and value projections) sha
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -26,6 +27,8 @@ __all__ = [
     "capture_linear_inputs",
     "linear_input_stats",
     "stats_cache_key",
+    "linear_outputs_replaced",
+    "embed_replaced",
 ]
 
 
@@ -173,3 +176,60 @@ def _unpack(arrays) -> dict:
         "gram": {k: np.asarray(arrays[f"gram_{i}"]) for i, k in enumerate(keys)},
         "tokens": int(arrays["tokens"]),
     }
+
+
+@contextlib.contextmanager
+def linear_outputs_replaced(model, fn, names=None):
+    r"""Inside the ``with`` block, every ``nn.Linear`` (or those in ``names``) computes ``fn``.
+
+    .. math::  y_\ell = f(\ell, X_\ell, W_\ell, b_\ell) \quad \text{instead of} \quad
+               X_\ell W_\ell^\top + b_\ell
+
+    ``fn(name, x, w, b)`` gets NumPy float32 arrays, ``x`` (tokens, in) with every axis but the
+    last flattened, ``w`` (out, in), ``b`` (out,) or None, and returns (tokens, out). The model's
+    own weights are never changed; the hooks are removed on exit, even after an error.
+    """
+    import torch
+
+    bert = bert_of(model)
+    layers = [(n, m) for n, m in bert.named_modules() if isinstance(m, torch.nn.Linear)
+              and (names is None or n in names)]
+    weights = {n: (m.weight.detach().float().numpy(),
+                   None if m.bias is None else m.bias.detach().float().numpy()) for n, m in layers}
+
+    def hook(name):
+        def replace(module, inputs, output):
+            x = inputs[0].detach().float()
+            w, b = weights[name]
+            y = fn(name, x.reshape(-1, x.shape[-1]).numpy(), w, b)
+            return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).reshape(output.shape)
+        return replace
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in layers]
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def embed_replaced(texts, model, fn, key: str, names=None) -> np.ndarray:
+    """:func:`quantbook.data.embed` with the linear layers computing ``fn``
+    (:func:`linear_outputs_replaced`).
+
+    ``key`` names the replacement in the embedding cache (with the model's weights and the
+    texts): it must change whenever ``fn`` or anything it was calibrated on changes, e.g.
+    ``"w8a8-per-tensor|" + digest of the scales``.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError("key must be a non-empty string naming the replacement for the cache")
+    base = getattr(model, "_quantbook_name", None)
+    model._quantbook_name = f"{base or data.MODEL_NAME}|{key}"
+    try:
+        with linear_outputs_replaced(model, fn, names):
+            return data.embed(texts, model, progress=False)
+    finally:
+        if base is None:
+            del model._quantbook_name
+        else:
+            model._quantbook_name = base
