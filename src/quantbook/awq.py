@@ -34,7 +34,7 @@ import numpy as np
 from quantbook import gptq
 from quantbook._arrays import check_bits, like, to_numpy, to_real
 
-__all__ = ["N_GRID", "activation_scale", "scales", "scaled_round", "search"]
+__all__ = ["N_GRID", "activation_scale", "scales", "scaled_round", "search", "search_from_stats"]
 
 N_GRID = 20
 
@@ -99,32 +99,49 @@ def search(w, x, bits: int = 4, group_size=None, n_grid: int = N_GRID):
                \\lVert X W^\\top - X \\hat W(\\alpha)^\\top \\rVert_F^2, \\quad
                k = 0, \\dots, n_{grid} - 1
 
-    The loss is computed through :math:`G = X^\\top X` (``tr(ΔW G ΔW^T)``, the same number,
-    cheaper when there are more samples than inputs). Ties keep the smaller α, so α = 0 (RTN)
-    wins unless another α is strictly better.
-
-    Returns a dict: ``w_hat`` (float32, ``w``'s shape, a tensor if ``w`` was one), ``alpha``,
-    ``scales`` (float64, (in,)), ``losses`` (one per α, float64) and ``alphas``.
+    ``x`` (samples, in). Computes :func:`activation_scale` and :math:`G = X^\\top X`, then
+    :func:`search_from_stats`. Returns a dict: ``w_hat`` (float32, ``w``'s shape, a tensor if
+    ``w`` was one), ``alpha``, ``scales`` (float64, (in,)), ``losses`` (one per α) and ``alphas``.
     """
-    bits = check_bits(bits)
     a = gptq._matrix(w, "w", "(out_features, in_features) weight")
     xx = gptq._matrix(x, "x", "(samples, in_features) calibration")
     if xx.shape[1] != a.shape[1]:
         raise ValueError(f"x must be (samples, {a.shape[1]}) to match w's in_features, "
                          f"got shape {xx.shape}")
+    result = search_from_stats(a, activation_scale(xx), xx.T @ xx, bits, group_size, n_grid)
+    result["w_hat"] = like(result["w_hat"], w)
+    return result
+
+
+def search_from_stats(w, x_mean, gram, bits: int = 4, group_size=None, n_grid: int = N_GRID):
+    """:func:`search` from the two statistics it needs: the mean magnitude per input channel and
+    the Gram matrix of the inputs.
+
+    .. math::  \\lVert X W^\\top - X \\hat W^\\top \\rVert_F^2
+               = \\operatorname{tr}\\big((W - \\hat W)\\, G\\, (W - \\hat W)^\\top\\big),
+               \\qquad G = X^\\top X
+
+    (the statistics :mod:`quantbook.activations` caches). Ties keep the smaller α, so α = 0
+    (RTN) wins unless another α is strictly better.
+    """
+    bits = check_bits(bits)
+    a = gptq._matrix(w, "w", "(out_features, in_features) weight")
+    g = gptq._matrix(gram, "gram", "(in_features, in_features) Gram")
+    m = to_real(x_mean, "x_mean")
+    if g.shape != (a.shape[1], a.shape[1]) or m.shape != (a.shape[1],):
+        raise ValueError(f"gram must be ({a.shape[1]}, {a.shape[1]}) and x_mean ({a.shape[1]},) "
+                         f"to match w, got {g.shape} and {m.shape}")
     if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 1:
         raise ValueError(f"n_grid must be a positive integer, got {n_grid!r}")
     gptq._check_group_size(group_size, a.shape[1])
-    x_mean = activation_scale(xx)
-    gram = xx.T @ xx
     alphas = np.arange(n_grid) / n_grid
     losses = np.empty(n_grid)
     best = None
     for k, alpha in enumerate(alphas):
-        s = scales(x_mean, float(alpha))
+        s = scales(m, float(alpha))
         w_hat = scaled_round(a, s, bits, group_size)
         delta = a - w_hat
-        losses[k] = float(np.sum((delta @ gram) * delta))
+        losses[k] = float(np.sum((delta @ g) * delta))
         if best is None or losses[k] < losses[best[0]]:
             best = (k, s, w_hat)
     k, s, w_hat = best

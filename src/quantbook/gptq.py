@@ -36,6 +36,8 @@ Rounding is half to even (``torch.round``, ``np.rint``).
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from quantbook._arrays import check_bits, check_finite, like, to_numpy
@@ -152,8 +154,26 @@ def layer_error(w, w_hat, x) -> float:
     return float(np.sum(np.square((a - b) @ xx.T)))
 
 
+_FACTORS: dict = {}   # a few recent factors, by (H bytes, damp): layers sharing an input, reruns
+
+
 def _inverse_hessian_factor(h: np.ndarray, damp: float) -> np.ndarray:
-    """Upper Cholesky factor U of the dampened H^-1 (H^-1 = U^T U), as the reference computes it."""
+    """Upper Cholesky factor U of the dampened H^-1 (H^-1 = U^T U), as the reference computes it.
+
+    The result depends on H and damp only; the last few are kept (keyed by a hash of H's bytes),
+    so quantizing several weights that read the same input factors H once.
+    """
+    key = (hashlib.sha256(np.ascontiguousarray(h).tobytes()).hexdigest(), h.shape, float(damp))
+    if key in _FACTORS:
+        return _FACTORS[key]
+    u = _factor(h, damp)
+    if len(_FACTORS) >= 8:
+        _FACTORS.pop(next(iter(_FACTORS)))
+    _FACTORS[key] = u
+    return u
+
+
+def _factor(h: np.ndarray, damp: float) -> np.ndarray:
     h = h.copy()
     h[np.diag_indices_from(h)] += damp * np.mean(np.diag(h))
     try:

@@ -82,8 +82,10 @@ def smoothing_factors(x_absmax, w_absmax, alpha: float = 0.5):
                {\\max(\\max_k |W_{kj}|,\\, 10^{-5})^{1-\\alpha}},\\; 10^{-5}\\right)
 
     ``x_absmax`` and ``w_absmax`` have one non-negative entry per input channel (shape (in,)).
-    ``alpha`` in [0, 1]: 0 leaves the activations alone, 1 moves all of their range into the
-    weights. Computed in the inputs' float type (float32 stays float32, as in the reference).
+    ``alpha`` in [0, 1]: 0 scales every weight column to maximum 1 (all the range stays in the
+    activations), 1 scales every activation channel to maximum 1 (all of it moves into the
+    weights); 0.5 gives both sides the same maximum. Computed in the inputs' float type
+    (float32 stays float32, as in the reference).
     """
     xa = _real(x_absmax, "x_absmax", 1, "1-D, one absmax per input channel")
     wa = _real(w_absmax, "w_absmax", 1, "1-D, one absmax per input channel")
