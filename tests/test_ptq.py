@@ -73,7 +73,10 @@ def test_w8a8_hook_changes_the_output(minilm):
 
     with torch.inference_mode():
         ref = bert(**features).last_hidden_state.numpy()
-        with activations.linear_outputs_replaced(minilm, lambda n, x, w, b: sq.w8a8_linear(x, w, b)):
+        def w8a8(name, x, w, b):
+            return sq.w8a8_linear(x, w, b)
+
+        with activations.linear_outputs_replaced(minilm, w8a8):
             out = bert(**features).last_hidden_state.numpy()
     assert not np.array_equal(out, ref)
     cos = np.sum(out * ref) / np.linalg.norm(out) / np.linalg.norm(ref)

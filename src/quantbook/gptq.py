@@ -154,39 +154,59 @@ def layer_error(w, w_hat, x) -> float:
     return float(np.sum(np.square((a - b) @ xx.T)))
 
 
-_FACTORS: dict = {}   # a few recent factors, by (H bytes, damp): layers sharing an input, reruns
+_FACTORS: dict = {}     # recent factors by (hash of H, damp): shared inputs, repeated settings
+_FACTORS_MAX_BYTES = 256 * 2**20
 
 
 def _inverse_hessian_factor(h: np.ndarray, damp: float) -> np.ndarray:
     """Upper Cholesky factor U of the dampened H^-1 (H^-1 = U^T U), as the reference computes it.
 
-    The result depends on H and damp only; the last few are kept (keyed by a hash of H's bytes),
-    so quantizing several weights that read the same input factors H once.
+    The result depends on H and damp only; recent ones are kept (keyed by a hash of H's bytes,
+    at most 256 MB), so quantizing several weights that read the same input, or one weight at
+    several bit widths, factors H once.
     """
     key = (hashlib.sha256(np.ascontiguousarray(h).tobytes()).hexdigest(), h.shape, float(damp))
     if key in _FACTORS:
         return _FACTORS[key]
     u = _factor(h, damp)
-    if len(_FACTORS) >= 8:
+    u.flags.writeable = False
+    while _FACTORS and sum(v.nbytes for v in _FACTORS.values()) + u.nbytes > _FACTORS_MAX_BYTES:
         _FACTORS.pop(next(iter(_FACTORS)))
     _FACTORS[key] = u
     return u
 
 
 def _factor(h: np.ndarray, damp: float) -> np.ndarray:
+    """U upper with U^T U = (H + damp * mean(diag H) I)^-1, from one Cholesky factorization.
+
+    The reference computes cholesky(H), cholesky_inverse, then cholesky(upper=True). The same
+    factor (Cholesky factors are unique) comes cheaper: with J the reversal permutation and
+    J H J = L L^T, H = R R^T where R = J L J is upper triangular, so H^-1 = (R^-1)^T R^-1 and
+    U = R^-1 = J L^-1 J.
+    """
     h = h.copy()
     h[np.diag_indices_from(h)] += damp * np.mean(np.diag(h))
     try:
-        lower = np.linalg.cholesky(h)
+        lower = np.linalg.cholesky(h[::-1, ::-1])
     except np.linalg.LinAlgError:
         raise ValueError(
             "H = 2 X^T X of the calibration inputs x is singular (not positive definite); "
             "give x more samples than features that are linearly independent, or use damp > 0"
         ) from None
-    identity = np.eye(len(h))
-    lower_inv = np.linalg.solve(lower, identity)             # L^-1, so H^-1 = L^-T L^-1
-    h_inv = lower_inv.T @ lower_inv
-    return np.linalg.cholesky(h_inv).T                        # upper U with U^T U = H^-1
+    return np.ascontiguousarray(_lower_inverse(lower)[::-1, ::-1])
+
+
+def _lower_inverse(lower: np.ndarray) -> np.ndarray:
+    """Inverse of a lower-triangular matrix: LAPACK's trtri through SciPy when it is installed
+    (a third of the work of a general inverse), else NumPy's general inverse."""
+    try:
+        from scipy.linalg.lapack import dtrtri
+    except ImportError:  # pragma: no cover - SciPy is optional
+        return np.tril(np.linalg.inv(lower))
+    inv, info = dtrtri(lower, lower=1)
+    if info != 0:  # pragma: no cover - a Cholesky factor has a positive diagonal
+        raise ValueError("the Cholesky factor of H is singular")
+    return np.tril(inv)
 
 
 def quantize(w, x, bits: int = 4, group_size=None, damp: float = 0.01, act_order: bool = False):

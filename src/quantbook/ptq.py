@@ -20,13 +20,16 @@ Results are cached on disk (``$QUANTBOOK_CACHE``), keyed by the statistics' key 
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
+import json
 import os
 
 import numpy as np
 
 from quantbook import awq, data, gptq
 
-__all__ = ["METHODS", "quantize_linear_weights", "with_weights"]
+__all__ = ["METHODS", "quantize_linear_weights", "with_weights", "cached_result"]
 
 METHODS = ("rtn", "gptq", "awq")
 
@@ -98,3 +101,33 @@ def with_weights(model, weights: dict, label: str):
     base = getattr(model, "_quantbook_name", None) or data.MODEL_NAME
     target._quantbook_name = f"{base}|{label}"
     return target
+
+
+def cached_result(parts, compute):
+    """``compute()`` (a dict of numbers and strings), cached on disk as JSON.
+
+    The key is the SHA-256 of ``parts`` (strings naming everything the result depends on: the
+    statistics' key, the sentences, the settings) and of the source code of :mod:`quantbook.gptq`,
+    :mod:`quantbook.awq` and this module, so a change in the algorithms recomputes it. Written
+    atomically, like every cache of the book.
+    """
+    digest = hashlib.sha256()
+    for part in [*map(str, parts), *(inspect.getsource(m) for m in (gptq, awq, _this()))]:
+        b = part.encode("utf-8")
+        digest.update(len(b).to_bytes(8, "little"))
+        digest.update(b)
+    path = data.cache_dir() / f"result-{digest.hexdigest()}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)
+    return result
+
+
+def _this():
+    import sys
+
+    return sys.modules[__name__]
