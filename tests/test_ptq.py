@@ -94,12 +94,14 @@ def test_ptq_rtn_and_fused_gptq(minilm, tmp_path, monkeypatch):
     w = modules[name].weight.detach().numpy()
     np.testing.assert_array_equal(rtn[name], gptq.round_to_nearest(w, 4, 128))
     key = activations.stats_cache_key(minilm, SENTENCES * 4)
-    fused = ptq.quantize_linear_weights(minilm, stats, "gptq", 3, None, stats_key=key)
     q = "encoder.layer.0.attention.self.key"
+    fused = ptq.quantize_linear_weights(minilm, stats, "gptq", 3, None, stats_key=key, names=[q])
+    assert sorted(fused) == [f"encoder.layer.0.attention.self.{p}" for p in ("key", "query",
+                                                                              "value")]
     h = 2 * stats["gram"]["encoder.layer.0.attention.self.query"]
     alone = gptq.quantize_with_hessian(modules[q].weight.detach().numpy(), h, 3)
     assert np.mean(fused[q] == alone) > 0.999        # rows are independent in GPTQ
-    cached = ptq.quantize_linear_weights(minilm, stats, "gptq", 3, None, stats_key=key)
+    cached = ptq.quantize_linear_weights(minilm, stats, "gptq", 3, None, stats_key=key, names=[q])
     np.testing.assert_array_equal(cached[q], fused[q])
     copy = ptq.with_weights(minilm, rtn, "rtn-test")
     assert copy._quantbook_name.endswith("|rtn-test")

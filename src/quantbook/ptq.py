@@ -35,13 +35,15 @@ METHODS = ("rtn", "gptq", "awq")
 
 
 def quantize_linear_weights(model, stats: dict, method: str, bits: int, group_size=None,
-                            stats_key: str | None = None, damp: float = 0.01) -> dict:
+                            stats_key: str | None = None, damp: float = 0.01,
+                            names=None) -> dict:
     """Quantized weights Ŵ of every ``nn.Linear`` of ``model``: name -> float32 (out, in).
 
     .. math::  \\hat W_\\ell = \\operatorname{method}(W_\\ell;\\; \\text{stats of } X_\\ell)
 
     ``stats`` from :func:`quantbook.activations.linear_input_stats`; ``stats_key`` (its cache
-    key, :func:`quantbook.activations.stats_cache_key`) turns on the disk cache.
+    key, :func:`quantbook.activations.stats_cache_key`) turns on the disk cache. ``names``
+    restricts the work to those layers (and the layers sharing their inputs).
     """
     import torch
 
@@ -50,6 +52,8 @@ def quantize_linear_weights(model, stats: dict, method: str, bits: int, group_si
     path = None
     if stats_key is not None:
         tag = f"{method}-b{bits}-g{group_size or 0}-d{damp}"
+        if names is not None:
+            tag += "-" + hashlib.sha256("|".join(sorted(names)).encode()).hexdigest()[:12]
         path = data.cache_dir() / f"ptq-{stats_key[:32]}-{tag}.npz"
         if path.exists():
             with np.load(path) as f:
@@ -58,8 +62,10 @@ def quantize_linear_weights(model, stats: dict, method: str, bits: int, group_si
     bert = model[0].auto_model if hasattr(model, "__getitem__") else model
     modules = {n: m for n, m in bert.named_modules() if isinstance(m, torch.nn.Linear)}
     groups: dict[str, list[str]] = {}
+    wanted = None if names is None else {stats["source"][n] for n in names}
     for name in stats["names"]:
-        groups.setdefault(stats["source"][name], []).append(name)
+        if wanted is None or stats["source"][name] in wanted:
+            groups.setdefault(stats["source"][name], []).append(name)
     out = {}
     for source, names in groups.items():
         ws = [modules[n].weight.detach().float().numpy() for n in names]
