@@ -187,7 +187,7 @@ def linear_outputs_replaced(model, fn, names=None):
 
     ``fn(name, x, w, b)`` gets NumPy float32 arrays, ``x`` (tokens, in) with every axis but the
     last flattened, ``w`` (out, in), ``b`` (out,) or None, and returns (tokens, out). The model's
-    own weights are never changed; the hooks are removed on exit, even after an error.
+    own weights are never changed; the original forward is restored on exit, even after an error.
     """
     import torch
 
@@ -197,20 +197,22 @@ def linear_outputs_replaced(model, fn, names=None):
     weights = {n: (m.weight.detach().float().numpy(),
                    None if m.bias is None else m.bias.detach().float().numpy()) for n, m in layers}
 
-    def hook(name):
-        def replace(module, inputs, output):
-            x = inputs[0].detach().float()
+    def forward(name, module):
+        def replaced(x):
             w, b = weights[name]
-            y = fn(name, x.reshape(-1, x.shape[-1]).numpy(), w, b)
-            return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).reshape(output.shape)
-        return replace
+            flat = x.detach().float().reshape(-1, x.shape[-1]).numpy()
+            y = np.ascontiguousarray(fn(name, flat, w, b), dtype=np.float32)
+            return torch.from_numpy(y).reshape(*x.shape[:-1], module.out_features)
+        return replaced
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in layers]
+    # The module's forward is swapped (not hooked), so the float product is not computed too.
+    for n, m in layers:
+        m.forward = forward(n, m)
     try:
         yield model
     finally:
-        for h in handles:
-            h.remove()
+        for _, m in layers:
+            del m.forward          # back to the class's forward
 
 
 def embed_replaced(texts, model, fn, key: str, names=None) -> np.ndarray:
