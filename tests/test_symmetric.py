@@ -225,6 +225,12 @@ def test_zero_exact_monotonic_idempotent(x, bits):
 @given(hnp.arrays(np.float32, (4, 32), elements=st.floats(-100, 100, width=32)),
        st.integers(2, 8), st.sampled_from([4, 8, 16, 32]))
 def test_per_group_error_bound(x, bits, group_size):
+    group_max = np.abs(x).reshape(4, -1, group_size).max(axis=-1)
+    if ((group_max > 0) & (group_max / np.float32(2 ** (bits - 1) - 1) == 0)).any():
+        # a group of tiny subnormals: its scale rounds to 0 in float32, which is an error
+        with pytest.raises(ValueError, match="float32 cannot hold"):
+            symmetric.quantize(x, bits, group_size=group_size)
+        return
     q, scale = symmetric.quantize(x, bits, group_size=group_size)
     x_hat = symmetric.dequantize(q, scale, group_size=group_size)
     bound = np.repeat(scale[..., 0], group_size, axis=-1) / 2 + 1e-5

@@ -13,7 +13,7 @@ takes the scales from the mean activation magnitude and searches one exponent:
     \\alpha^* = \\arg\\min_{\\alpha \\in \\{0, \\frac1{20}, \\dots, \\frac{19}{20}\\}}
                \\lVert X W^\\top - X \\hat W(\\alpha)^\\top \\rVert_F^2 .
 
-This follows ``auto_scale.py`` of mit-han-lab/llm-awq (``get_act_scale``: mean of |x|;
+This follows ``auto_scale.py`` of mit-han-lab/llm-awq (``get_act_scale``: mean of ``|x|``;
 ``_search_module_scale``: ``n_grid = 20``, ``x_max.pow(ratio).clamp(min=1e-4)``, normalized by
 ``sqrt(max * min)``, strictly better loss wins). Two differences, on purpose: the loss is the
 output of this one layer (llm-awq measures the output of the block the layer sits in, and

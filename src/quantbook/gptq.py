@@ -223,7 +223,7 @@ def quantize(w, x, bits: int = 4, group_size=None, damp: float = 0.01, act_order
     2. inputs that never fire (diag H = 0, "dead") get H_jj = 1 and weight 0;
     3. ``act_order``: columns are processed in order of decreasing diag H (the inputs with the
        most energy first), and put back in place at the end;
-    4. the columns run in lazy batches of :data:`BLOCK_SIZE`: the error is pushed inside the
+    4. the columns run in lazy batches of ``BLOCK_SIZE``: the error is pushed inside the
        batch at once and onto the later columns once per batch (the same result, fewer passes
        over memory);
     5. with ``group_size``, a new grid is computed at every ``group_size``-th column *in

@@ -206,7 +206,7 @@ def w8a8_linear(x, w, bias=None, x_scale=None, per_channel: bool = False, bits: 
 
 
 def outlier_columns(x, threshold: float = LLM_INT8_THRESHOLD):
-    """Input channels LLM.int8() keeps in float: those where some |X_ij| reaches the threshold.
+    """Input channels LLM.int8() keeps in float: those where some ``|X_ij|`` reaches the threshold.
 
     .. math::  O = \\{\\, j : \\max_i |X_{ij}| \\ge \\tau \\,\\}
 
