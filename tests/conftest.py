@@ -46,6 +46,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import threading
@@ -132,19 +133,26 @@ def site_dir() -> Path:
     return SITE_DIR
 
 
-@pytest.fixture(scope="session")
-def site_url(site_dir):
-    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+@contextlib.contextmanager
+def _serve(handler_class, site_dir: Path, prefix: str = "/"):
+    """Serve ``site_dir`` on a free port of 127.0.0.1 in a background thread; yield its URL."""
+    handler = functools.partial(handler_class, directory=str(site_dir))
     server = http.server.ThreadingHTTPServer((LOCAL_HOST, 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
     thread.start()
     try:
-        yield f"http://{LOCAL_HOST}:{server.server_address[1]}/"
+        yield f"http://{LOCAL_HOST}:{server.server_address[1]}{prefix}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def site_url(site_dir):
+    with _serve(_QuietHandler, site_dir) as url:
+        yield url
 
 
 # GitHub Pages serves a project's site from https://<owner>.github.io/<repo>/, not from the
@@ -162,17 +170,8 @@ class _SubPathHandler(_QuietHandler):
 @pytest.fixture(scope="session")
 def sub_path_site_url(site_dir):
     """Base URL of the built site served under ``SUB_PATH``, as GitHub Pages serves it."""
-    handler = functools.partial(_SubPathHandler, directory=str(site_dir))
-    server = http.server.ThreadingHTTPServer((LOCAL_HOST, 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="sub-path-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://{LOCAL_HOST}:{server.server_address[1]}{SUB_PATH}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with _serve(_SubPathHandler, site_dir, SUB_PATH) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
