@@ -39,7 +39,7 @@ Example::
 
     def test_affine_explorer(browser_page):
         browser_page.open("notebooks/02_affine_quantization.html")
-        root = browser_page.locator('[data-explorer="AffineExplorer"]')
+        root = browser_page.locator('[data-explorer="affine"]')
         ...
         browser_page.assert_clean()
 """

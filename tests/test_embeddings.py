@@ -114,7 +114,10 @@ def test_seed_dequantized_within_061_step_ours_within_half_step():
 
 
 # --- cross-check with sentence-transformers 6.2 ------------------------------------------------
-st_quantize = pytest.importorskip("sentence_transformers").quantize_embeddings
+# Only these cross-checks need sentence-transformers: without it they skip, the rest still runs.
+@pytest.fixture
+def st_quantize():
+    return pytest.importorskip("sentence_transformers").quantize_embeddings
 
 
 def _random_embeddings(n, d, seed):
@@ -125,7 +128,7 @@ def _random_embeddings(n, d, seed):
 
 @pytest.mark.parametrize("precision", ["binary", "ubinary"])
 @pytest.mark.parametrize("d", [384, 18, 7])
-def test_binary_equals_sentence_transformers(precision, d):
+def test_binary_equals_sentence_transformers(precision, d, st_quantize):
     x = _random_embeddings(50, d, seed=d)
     x[0, :3] = 0.0  # x = 0 is not > 0 in both
     ours = quantize_embeddings(x, precision)
@@ -136,7 +139,7 @@ def test_binary_equals_sentence_transformers(precision, d):
 
 @pytest.mark.parametrize("precision", ["int8", "uint8"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_calibrated_equals_sentence_transformers_bit_for_bit(precision, dtype):
+def test_calibrated_equals_sentence_transformers_bit_for_bit(precision, dtype, st_quantize):
     calibration = _random_embeddings(500, 64, seed=1)
     ranges = calibration_ranges(calibration)
     np.testing.assert_array_equal(
@@ -160,7 +163,7 @@ def test_calibrated_equals_sentence_transformers_bit_for_bit(precision, dtype):
 
 
 @pytest.mark.parametrize("precision", ["int8", "uint8"])
-def test_calibrated_outside_range_clamps_like_sentence_transformers(precision):
+def test_calibrated_outside_range_clamps_like_sentence_transformers(precision, st_quantize):
     ranges = np.array([[-0.2, -0.1, 0.0], [0.2, 0.1, 0.0]], np.float32)  # last: zero width
     x = np.array([[-0.9, 0.15, -0.5], [0.9, -0.4, 0.5], [0.25, 5.0, 0.0]], np.float32)
     ours = quantize_embeddings(x, precision, ranges=ranges)
