@@ -26,7 +26,8 @@ def glued_values(executed: Path) -> dict[str, str]:
         notebook = path.name.removesuffix(".glue.json")
         for name, output in json.loads(path.read_text(encoding="utf-8")).items():
             data = output.get("data", output) if isinstance(output, dict) else output
-            values[f"{notebook}:{name}"] = data.get("text/plain") if isinstance(data, dict) else data
+            text = data.get("text/plain") if isinstance(data, dict) else data
+            values[f"{notebook}:{name}"] = text
     return values
 
 
