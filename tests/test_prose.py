@@ -218,7 +218,28 @@ def glued_names(path: Path) -> list[tuple[str, bool]]:
                 out.append((pattern, True))
             else:
                 out.append((name, False))
+        out += [(name, False) for name in glue_all_names(source)]
     return out
+
+
+def glue_all_names(source: str) -> list[str]:
+    """Names glued by ``glue_all({"name": value, ...}, prefix="chNN_")`` calls (literal keys)."""
+    code = "\n".join(
+        line[: len(line) - len(line.lstrip())] + "pass"  # IPython magics are not Python
+        if line.lstrip().startswith(("%", "!")) else line
+        for line in source.splitlines()
+    )
+    names = []
+    for node in ast.walk(ast.parse(code)):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "glue_all"):
+            continue
+        prefix = next((k.value.value for k in node.keywords if k.arg == "prefix"), "")
+        keys = node.args[0].keys if node.args and isinstance(node.args[0], ast.Dict) else []
+        assert keys and all(isinstance(k, ast.Constant) for k in keys), (
+            "glue_all needs a dict literal with string keys, so the names can be checked"
+        )
+        names += [prefix + k.value for k in keys]
+    return names
 
 
 def glue_refs(path: Path) -> set[str]:
@@ -373,3 +394,10 @@ def test_prose_links_the_functions_it_names(path):
         bare += [m.group(0) for m in API_SPAN.finditer(text) if public_api_name(*m.groups())]
     assert not bare, (f"{rel(path)}: link these to the package reference, e.g. "
                       "{py:func}`affine.quantize <quantbook.affine.quantize>`: " + ", ".join(bare))
+
+
+def test_glue_all_names_are_read_from_the_dict_literal():
+    source = 'x = 1\n%time y = 2\nglue_all({"step": x, "error": y}, prefix="ch02_")'
+    assert glue_all_names(source) == ["ch02_step", "ch02_error"]
+    with pytest.raises(AssertionError, match="dict literal"):
+        glue_all_names("glue_all(values)")

@@ -24,6 +24,19 @@ def glue(name: str, value, display: bool = False) -> None:
     myst_glue(name, value, display=display)
 
 
+
+def glue_all(values: dict, prefix: str = "") -> None:
+    """Glue every ``name: value`` pair of ``values`` under ``prefix + name``, as :func:`glue` does.
+
+    One call replaces a column of ``glue`` lines at the end of a cell::
+
+        glue_all({"step": step, "error": error}, prefix="ch02_")   # ch02_step, ch02_error
+    """
+    if not isinstance(values, dict):
+        raise TypeError(f"values must be a dict of name -> value, got {type(values).__name__}")
+    for name, value in values.items():
+        glue(f"{prefix}{name}", value)
+
 # Okabe & Ito (2008): eight colours distinguishable with every common colour-vision deficiency.
 OKABE_ITO = {
     "black": "#000000",
