@@ -37,6 +37,32 @@ def glue_all(values: dict, prefix: str = "") -> None:
     for name, value in values.items():
         glue(f"{prefix}{name}", value)
 
+
+def timed(function, repeats: int = 3, per: int = 1):
+    """Call ``function()`` ``repeats`` times; return the last result and the best ms per item.
+
+    The best of a few runs is the least disturbed by whatever else the machine is doing; ``per``
+    divides the time among the items one call handles (the queries of a batch search, say), so
+    ``ms`` below is milliseconds per query::
+
+        (ids, scores), ms = timed(lambda: search_dot(queries, corpus, 10), per=len(queries))
+
+    The times depend on the machine, so a chapter prints and glues them, and never asserts them.
+    """
+    import time
+
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    if not isinstance(per, int) or isinstance(per, bool) or per < 1:
+        raise ValueError(f"per must be a positive integer (items per call), got {per!r}")
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return result, 1000 * best / per
+
+
 # Okabe & Ito (2008): eight colours distinguishable with every common colour-vision deficiency.
 OKABE_ITO = {
     "black": "#000000",
