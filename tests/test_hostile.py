@@ -129,6 +129,18 @@ def _ref_max_abs(x64, v, x=None):
     assert v == float(np.max(np.abs(x64)))
 
 
+def _ref_crest(x64, v, x=None):  # peak / RMS, from values divided by the peak
+    m = np.max(np.abs(x64))
+    assert v == pytest.approx(1 / np.sqrt(np.mean((x64 / m) ** 2)), rel=1e-12)
+
+
+def _ref_kurtosis(x64, v, x=None):  # from deviations divided by their largest magnitude
+    m = np.max(np.abs(x64))
+    d = x64 / m - np.mean(x64 / m)
+    e = d / np.max(np.abs(d))
+    assert v == pytest.approx(np.mean(e**4) / np.mean(e**2) ** 2 - 3, rel=1e-9, abs=1e-12)
+
+
 def _ref_sqnr(x64, v, x=None):  # x_hat = 0: signal and noise are equal
     assert v == (math.inf if not x64.any() else 0.0)
 
@@ -204,6 +216,8 @@ TABLE: dict[Callable, Row] = {
                                ref=_ref_max_abs),
     metrics.sqnr_db: Row(lambda x: {"x": x, "x_hat": np.zeros(_shape(x))}, "x",
                          ref=_ref_sqnr),
+    metrics.crest_factor: Row(lambda x: {"x": x}, "x", ref=_ref_crest),
+    metrics.excess_kurtosis: Row(lambda x: {"x": x}, "x", ref=_ref_kurtosis),
     # --- matmul --------------------------------------------------------------------------------
     matmul.integer_matmul: Row(lambda x: {"qa": x, "qb": np.ones((_last(x), 2), np.int8)}, "qa",
                                ("qa", "qb", "int32"), errors=(ValueError, TypeError,
@@ -304,6 +318,9 @@ TABLE: dict[Callable, Row] = {
     retrieval.recall_at_k: Row(lambda x: {"found_ids": x, "true_ids": np.arange(
         2 * max(1, _last(x))).reshape(2, -1)}, "found_ids", ("found_ids", "true_ids"),
         valid=CODES.astype(np.int64) + 8),
+    retrieval.recall_standard_error: Row(lambda x: {"found_ids": x, "true_ids": np.arange(
+        2 * max(1, _last(x))).reshape(2, -1), "n_boot": 50}, "found_ids",
+        ("found_ids", "true_ids"), valid=CODES.astype(np.int64) + 8),
     # --- model ---------------------------------------------------------------------------------
     model.get_scheme: Row(lambda x: {"scheme": "int4-group-32"}, None),
     model.linear_layers: Row(lambda x: {"model": _tiny_model()}, None),

@@ -72,3 +72,55 @@ def test_bad_input(f):
         f([], [])
     with pytest.raises(TypeError, match="x_hat"):
         f([1.0], ["a"])
+
+
+# --- shape statistics: crest factor and excess kurtosis -----------------------------------------
+
+
+def test_crest_factor_known_values():
+    assert metrics.crest_factor([1.0, -1.0, 1.0]) == 1.0                  # equal magnitudes
+    assert metrics.crest_factor([0.0, 0.0, 0.0, 5.0]) == 2.0              # one spike: sqrt(n)
+    assert metrics.crest_factor([3.0, 4.0]) == 4.0 / math.sqrt(12.5)
+    uniform = np.linspace(-1.0, 1.0, 200_001)
+    assert metrics.crest_factor(uniform) == pytest.approx(math.sqrt(3), rel=1e-4)
+
+
+def test_crest_factor_predicts_the_sqnr_of_symmetric_quantization():
+    """The docstring's rule: SQNR ~ 10 log10(12 (2^(b-1) - 1)^2 / C^2) for values on the grid."""
+    x = np.random.default_rng(0).uniform(-1, 1, 100_000)
+    for bits in (6, 8):
+        q, s = symmetric.quantize(x, bits)
+        predicted = 10 * math.log10(12 * (2 ** (bits - 1) - 1) ** 2 / metrics.crest_factor(x) ** 2)
+        assert metrics.sqnr_db(x, symmetric.dequantize(q, s)) == pytest.approx(predicted, abs=0.1)
+
+
+def test_excess_kurtosis_matches_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    for x in (rng.standard_normal(5000), rng.uniform(-1, 1, 5000), rng.standard_t(3, 5000),
+              np.float32(rng.lognormal(0, 1, 999))):
+        ours = metrics.excess_kurtosis(x)
+        theirs = scipy_stats.kurtosis(np.asarray(x, np.float64), fisher=True, bias=True)
+        assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-12)
+    assert metrics.excess_kurtosis([1.0, -1.0]) == -2.0                   # two points: the minimum
+
+
+def test_shape_statistics_do_not_depend_on_the_scale():
+    x = np.random.default_rng(2).standard_t(4, 1000)
+    for f in (metrics.crest_factor, metrics.excess_kurtosis):
+        for factor in (2.0**-600, 2.0**-100, 2.0**100, 2.0**600):   # over/underflow of x^2, x^4
+            assert f(x * factor) == pytest.approx(f(x), rel=1e-12), (f.__name__, factor)
+
+
+def test_shape_statistics_torch_and_errors():
+    x = [0.5, -2.0, 1.0, 0.25]
+    assert metrics.crest_factor(torch.tensor(x)) == metrics.crest_factor(np.float32(x))
+    assert type(metrics.excess_kurtosis(torch.tensor(x))) is float
+    with pytest.raises(ValueError, match="all zeros"):
+        metrics.crest_factor(np.zeros(4))
+    with pytest.raises(ValueError, match="constant"):
+        metrics.excess_kurtosis([3.0, 3.0, 3.0])
+    with pytest.raises(ValueError, match="empty"):
+        metrics.crest_factor([])
+    with pytest.raises(ValueError, match="x"):
+        metrics.excess_kurtosis([1.0, np.nan])

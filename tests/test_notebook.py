@@ -31,3 +31,15 @@ def test_timed_returns_the_last_result_and_the_best_time_per_item(monkeypatch):
 def test_timed_rejects_counts_that_are_not_positive_integers(kwargs):
     with pytest.raises(ValueError, match="must be a positive integer"):
         notebook.timed(lambda: None, **kwargs)
+
+
+def test_cpu_capability_names_what_torch_detects():
+    torch = pytest.importorskip("torch")
+    assert notebook.cpu_capability() == (
+        f"{torch.backends.cpu.get_cpu_capability()} vector instructions")
+
+
+def test_blas_threads_is_the_largest_blas_pool_or_a_phrase():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    pools = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert notebook.blas_threads() == (max(pools) if pools else "an unknown number of")

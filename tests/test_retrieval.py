@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from quantbook import retrieval
 from quantbook.embeddings import dequantize_embeddings, quantize_embeddings
 from quantbook.retrieval import (
     dot_scores,
@@ -167,3 +168,27 @@ def test_recall_at_k():
     assert recall_at_k([[1, 2, 3, 4, 5, 6]], [[6, 5, 4, 3]]) == 0.5  # only the first k count
     with pytest.raises(ValueError, match="found_ids and true_ids"):
         recall_at_k([[1, 2]], truth)
+
+
+def test_recall_standard_error_is_the_bootstrap_spread_of_the_per_query_recalls():
+    rng = np.random.default_rng(3)
+    truth = np.argsort(rng.random((60, 50)), axis=1)[:, :10]
+    found = np.where(rng.random((60, 10)) < 0.7, truth, truth + 100)   # ~70% of each row found
+    per_query = np.array([retrieval.recall_at_k(found[i:i + 1], truth[i:i + 1]) for i in range(60)])
+    se = retrieval.recall_standard_error(found, truth, n_boot=4000, seed=1)
+    # the bootstrap estimates the standard error of a mean of n values: std / sqrt(n)
+    assert se == pytest.approx(per_query.std() / np.sqrt(60), rel=0.05)
+    assert se == retrieval.recall_standard_error(found, truth, n_boot=4000, seed=1)   # seeded
+    assert retrieval.recall_standard_error(truth, truth) == 0.0          # every query perfect
+
+
+def test_recall_standard_error_rejects_bad_input():
+    truth = np.arange(6).reshape(2, 3)
+    with pytest.raises(ValueError, match="n_boot"):
+        retrieval.recall_standard_error(truth, truth, n_boot=0)
+    with pytest.raises(TypeError, match="seed"):
+        retrieval.recall_standard_error(truth, truth, seed=1.5)
+    with pytest.raises(TypeError, match="found_ids"):
+        retrieval.recall_standard_error(truth.astype(float), truth)
+    with pytest.raises(ValueError, match="at least one query"):
+        retrieval.recall_standard_error(np.zeros((0, 3), int), np.zeros((0, 3), int))

@@ -63,6 +63,32 @@ def timed(function, repeats: int = 3, per: int = 1):
     return result, 1000 * best / per
 
 
+def cpu_capability() -> str:
+    """The vector instructions torch detects on this CPU (e.g. AVX2, AVX512), as a phrase.
+
+    The best one-word summary of a CPU for the book's timings and for behaviour that depends on
+    the CPU; chapters glue it beside such facts. Without torch: a phrase that says so.
+    """
+    try:
+        import torch
+    except ImportError:
+        return "CPU capability unknown (torch not installed)"
+    return f"{torch.backends.cpu.get_cpu_capability()} vector instructions"
+
+
+def blas_threads():
+    """How many threads NumPy's BLAS library uses (an int), or a phrase when unknown.
+
+    Read with threadpoolctl; a float32 matrix product's time depends on it.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "an unknown number of"
+    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
+               default="an unknown number of")
+
+
 # Okabe & Ito (2008): eight colours distinguishable with every common colour-vision deficiency.
 OKABE_ITO = {
     "black": "#000000",

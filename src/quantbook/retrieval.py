@@ -288,3 +288,29 @@ def recall_at_k(found_ids, true_ids) -> float:
     # each true id counts once, found or not: repeats among the found ids add nothing
     hits = (truth[:, :, None] == found[:, None, :k]).any(axis=2).sum(axis=1)
     return float(hits.mean() / k)
+
+
+def recall_standard_error(found_ids, true_ids, n_boot: int = 2000, seed: int = 0) -> float:
+    r"""Bootstrap standard error of recall@k over the queries (chapter 7).
+
+    .. math::  \mathrm{SE} = \operatorname{std}_{b = 1, \dots, B}
+               \Big(\frac{1}{n} \sum_{j=1}^{n} r_{i_{bj}}\Big),
+               \qquad i_{bj} \text{ drawn uniformly from } \{1, \dots, n\}
+
+    where :math:`r_i` is query :math:`i`'s own recall@k (:func:`recall_at_k` of its row) and
+    :math:`B` = ``n_boot`` resamples of the :math:`n` queries are drawn with replacement
+    (``numpy.random.default_rng(seed)``); the standard deviation is the population one. It says
+    how much recall@k would move had other queries been drawn: two schemes whose recalls differ
+    by less than about two standard errors are not told apart by these queries.
+    """
+    recall_at_k(found_ids, true_ids)  # checks both: integer ids, (n, k) with the same n
+    n_boot = check_integer(n_boot, "n_boot", low=1)
+    seed = check_integer(seed, "seed", low=0)
+    found, truth = as_real_array(found_ids, "found_ids"), as_real_array(true_ids, "true_ids")
+    n = truth.shape[0]
+    if n == 0 or truth.shape[1] == 0:
+        raise ValueError(f"true_ids must hold at least one query and one id, got {truth.shape}")
+    per_query = np.array([recall_at_k(found[i:i + 1], truth[i:i + 1]) for i in range(n)])
+    rng = np.random.default_rng(seed)
+    means = per_query[rng.integers(0, n, (n_boot, n))].mean(axis=1)
+    return float(means.std())
