@@ -116,13 +116,15 @@ def _placeholder(answer, message: str) -> None:
 
 def read_number(answer, what: str = "a number", *, single: str = "a single number",
                 sep: str = ";", rerun: str = "then run the cell again") -> float:
-    """The answer as a finite float.
+    """The answer as a finite float (a bool is not accepted).
 
     ``what`` describes the expected answer in the placeholder message; ``single``, ``sep`` and
     ``rerun`` only change the wording of the messages.
     """
     _placeholder(answer, f"Replace the placeholder with your answer ({what}), {rerun}.")
     try:
+        if isinstance(answer, bool):  # True is 1 to Python, but it is no answer to "how many?"
+            raise TypeError
         value = float(answer)
     except (TypeError, ValueError):
         raise AnswerError(f"Your answer should be {single}{sep} got {answer!r}.") from None
