@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
-    "AnswerError", "Verdict", "check", "correct", "grade", "close", "call_student",
+    "AnswerError", "Verdict", "check", "correct", "grade", "close", "NEARLY", "call_student",
     "read_number", "read_integer", "read_integers", "read_codes", "read_numbers", "read_array",
     "read_pair", "read_choice", "read_function",
 ]
@@ -79,6 +79,10 @@ def check(body: Callable) -> Callable:
 def close(rel: float = 1e-9, abs: float = 0.0) -> Callable[[float, float], bool]:  # noqa: A002
     """A comparison for :func:`grade`: ``math.isclose`` with these tolerances."""
     return lambda value, target: math.isclose(value, target, rel_tol=rel, abs_tol=abs)
+
+
+#: Equal up to floating-point rounding, for answers that are exact numbers.
+NEARLY = close(rel=1e-9, abs=1e-9)
 
 
 def grade(value, right, message: str, hints: Mapping | Iterable = (), otherwise: str = "Not quite.",

@@ -6,7 +6,7 @@ wrong or malformed answer never raises.
 
 from __future__ import annotations
 
-from quantbook.exercises._grading import check, close, grade, read_number
+from quantbook.exercises._grading import NEARLY, check, grade, read_number
 
 __all__ = [
     "check_mx_exponent_byte",
@@ -15,10 +15,6 @@ __all__ = [
     "check_nvfp4_bits",
     "check_ue4m3_saturation",
 ]
-
-
-#: Right or a known slip up to rounding: within 1e-9.
-_SAME = close(rel=1e-9, abs=1e-9)
 
 
 @check
@@ -36,7 +32,7 @@ def check_mx_exponent_byte(answer):
          0: "That is the exponent itself; E8M0 stores it with a bias of 127.",
          2: "That is floor(log2 5); subtract emax = 2 and add the bias 127.",
          130: "log2 5 is about 2.32: round it down (floor), then subtract 2 and add 127."},
-        "Not quite. e = floor(log2 amax) - emax + 127, with emax = 2 for E2M1.", same=_SAME)
+        "Not quite. e = floor(log2 amax) - emax + 127, with emax = 2 for E2M1.", same=NEARLY)
 
 
 @check
@@ -54,7 +50,7 @@ def check_mxfp4_tie(answer):
               "mantissa. ggml's encoder does not round to even on ties.",
          1.75: "1.75 is not an E2M1 value: the grid above 1 is 1, 1.5, 2, 3, 4, 6."},
         "Not quite. List the E2M1 values near 1.75 (1.5 and 2), then ask which one ggml picks "
-        "when both are equally far.", same=_SAME)
+        "when both are equally far.", same=NEARLY)
 
 
 @check
@@ -71,7 +67,7 @@ def check_fp8_max(answer):
          224: "224 = 1.75 · 2^7 would drop the top mantissa code; in fnuz only 0x80 is NaN, so "
               "0x7F = 1.875 · 2^7 is finite."},
         "Not quite. Find the bias of e4m3fnuz (see the FP8 table) and the largest code that is "
-        "not NaN.", same=_SAME)
+        "not NaN.", same=NEARLY)
 
 
 @check
@@ -85,7 +81,7 @@ def check_nvfp4_bits(answer):
          4.0: "The scales take space too: one byte per 16 values.",
          5.0: "One byte per 16 values is 8/16 = 0.5 bit per value, not 1."},
         "Not quite. Add the 4 bits of each value and the scale bits shared by 16 values.",
-        same=_SAME)
+        same=NEARLY)
 
 
 @check
@@ -107,4 +103,4 @@ def check_ue4m3_saturation(answer):
          400: "400 = amax/6 is not an E4M3 value: between 256 and 448 the step is 32.",
          2400: "The scale is amax / 6, so that the largest value lands on E2M1's 6."},
         "Not quite. Compute amax / 6, then apply ggml's UE4M3 conversion (ue4m3_encode).",
-        same=_SAME)
+        same=NEARLY)

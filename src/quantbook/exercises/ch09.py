@@ -6,7 +6,7 @@ wrong or malformed answer never raises.
 
 from __future__ import annotations
 
-from quantbook.exercises._grading import check, close, grade, read_choice, read_number
+from quantbook.exercises._grading import NEARLY, check, grade, read_choice, read_number
 
 __all__ = [
     "GOLDEN_SCALE_BYTES",
@@ -16,9 +16,6 @@ __all__ = [
     "check_mix_type",
     "check_more_bits_count",
 ]
-
-#: Right or a known slip up to rounding: within 1e-9.
-_SAME = close(rel=1e-9, abs=1e-9)
 
 # The 12 scale bytes of the chapter's golden Q4_K block (scales 1 2 3 4 17 33 50 63,
 # mins 0 1 2 3 20 40 63 5).
@@ -37,7 +34,7 @@ def check_q6_k_bits(answer):
               "(16 bits per 256 values).",
          6.0625: "Each of the 16 sub-blocks has its own 8-bit scale: 128 bits, not 16."},
         "Not quite. Count the bytes of one super-block (ql, qh, scales, d) and divide by 256.",
-        same=_SAME)
+        same=NEARLY)
 
 
 @check
@@ -57,7 +54,7 @@ def check_sub_block_5_scale(answer):
          18: "You took the high nibble of byte 9; the scale's low 4 bits are its low nibble (the "
              "high nibble belongs to the min)."},
         "Not quite. For j >= 4: scale = (byte[j+4] & 15) | ((byte[j-4] >> 6) << 4).",
-        same=_SAME)
+        same=NEARLY)
 
 
 @check
@@ -72,7 +69,7 @@ def check_q4_k_value(answer):
          235: "dmin = 0.5 multiplies m = 20: subtract 10, not 20.",
          15: "q = 15 is the code; multiply by d · s_4 and subtract dmin · m_4."},
         "Not quite. Use x = d · s_j · q - dmin · m_j with sub-block 4's scale and min.",
-        same=_SAME)
+        same=NEARLY)
 
 
 @check
@@ -101,4 +98,4 @@ def check_more_bits_count(answer):
          15: "Count the middle ones again: i = 6, 9, 12, 15, 18, 21, 24, 27 is eight layers.",
          12: "The last eighth is i >= 28: four layers, 28 to 31."},
         "Not quite. use_more_bits(i, n): i < n/8, or i >= 7n/8, or (i - n/8) % 3 == 2.",
-        same=_SAME)
+        same=NEARLY)
