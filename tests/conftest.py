@@ -1,5 +1,15 @@
 """Shared pytest fixtures.
 
+Exercise checks
+---------------
+``run`` (function)
+    ``run(check, answer)`` calls a chapter check (``quantbook.exercises.chNN.check_*``) and returns
+    ``(result, printed)``: the bool it returned and what it printed. ::
+
+        def test_scale(run):
+            ok, out = run(ch02.check_scale, 180 / 255)
+            assert ok is True and out.startswith("Correct!")
+
 Browser fixtures
 ----------------
 For tests marked ``browser`` (tests/test_website.py, tests/test_explorers_browser.py). They open
@@ -62,6 +72,7 @@ settings.register_profile("quantbook", derandomize=True, print_blob=True)
 settings.load_profile("quantbook")
 
 ROOT = Path(__file__).resolve().parents[1]
+
 SITE_DIR = ROOT / "_build" / "html"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -306,3 +317,14 @@ def browser_page(chromium_browser, site_url):
         yield guarded
     finally:
         context.close()
+
+
+@pytest.fixture
+def run(capsys):
+    """``run(check, answer) -> (result, printed)``: a chapter check's bool and what it printed."""
+    def run_check(check, answer):
+        capsys.readouterr()  # drop what was printed before: the output is this check's alone
+        result = check(answer)
+        return result, capsys.readouterr().out
+
+    return run_check

@@ -60,7 +60,7 @@ def test_full_marks_equal_the_points_of_the_tasks(graded):
     if name == "lab":
         from quantbook.exercises import lab
 
-        assert {row["possible"] for row in rows} == {lab.MAX_POINTS}
+        assert {row["possible"] for row in rows} == {lab.TOTAL_POINTS}
 
 
 def test_a_csv_and_a_gradescope_result_per_submission(graded):

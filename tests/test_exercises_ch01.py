@@ -6,14 +6,9 @@ import pytest
 from quantbook.exercises import ch01
 
 
-def run(check, answer, capsys):
-    ok = check(answer)
-    return ok, capsys.readouterr().out
-
-
 @pytest.mark.parametrize("answer", [0.5, np.float16(0.5), "0.5", 2.0**-1])
-def test_float16_spacing_accepts_right_answer(answer, capsys):
-    ok, out = run(ch01.check_float16_spacing, answer, capsys)
+def test_float16_spacing_accepts_right_answer(answer, run):
+    ok, out = run(ch01.check_float16_spacing, answer)
     assert ok is True
     assert out.startswith("Correct!")
 
@@ -35,25 +30,25 @@ def test_float16_spacing_matches_numpy():
         (3.0, "Not quite"),
     ],
 )
-def test_float16_spacing_hints(answer, hint, capsys):
-    ok, out = run(ch01.check_float16_spacing, answer, capsys)
+def test_float16_spacing_hints(answer, hint, run):
+    ok, out = run(ch01.check_float16_spacing, answer)
     assert ok is False
     assert hint in out
     assert "Correct" not in out
 
 
 @pytest.mark.parametrize("answer", [None, ..., "abc", [1, 2], float("nan")])
-def test_placeholders_and_garbage_never_raise(answer, capsys):
+def test_placeholders_and_garbage_never_raise(answer, run):
     for check in (ch01.check_float16_spacing, ch01.check_e4m3_max, ch01.check_model_memory_gb):
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is False
         assert out.strip()
 
 
-def test_e4m3_max_accepts_448_and_matches_ml_dtypes(capsys):
+def test_e4m3_max_accepts_448_and_matches_ml_dtypes(run):
     ml_dtypes = pytest.importorskip("ml_dtypes")
     assert float(ml_dtypes.finfo(ml_dtypes.float8_e4m3fn).max) == 448.0
-    ok, out = run(ch01.check_e4m3_max, 448, capsys)
+    ok, out = run(ch01.check_e4m3_max, 448)
     assert ok is True and out.startswith("Correct!")
 
 
@@ -69,14 +64,14 @@ def test_e4m3_max_accepts_448_and_matches_ml_dtypes(capsys):
         (100, "Not quite"),
     ],
 )
-def test_e4m3_max_hints(answer, hint, capsys):
-    ok, out = run(ch01.check_e4m3_max, answer, capsys)
+def test_e4m3_max_hints(answer, hint, run):
+    ok, out = run(ch01.check_e4m3_max, answer)
     assert ok is False
     assert hint in out
 
 
-def test_model_memory_accepts_right_answer(capsys):
-    ok, out = run(ch01.check_model_memory_gb, 3.9375, capsys)
+def test_model_memory_accepts_right_answer(run):
+    ok, out = run(ch01.check_model_memory_gb, 3.9375)
     assert ok is True
     assert "4.5 bits per weight" in out
 
@@ -94,7 +89,7 @@ def test_model_memory_accepts_right_answer(capsys):
         (5.0, "Not quite"),
     ],
 )
-def test_model_memory_hints(answer, hint, capsys):
-    ok, out = run(ch01.check_model_memory_gb, answer, capsys)
+def test_model_memory_hints(answer, hint, run):
+    ok, out = run(ch01.check_model_memory_gb, answer)
     assert ok is False
     assert hint in out

@@ -5,17 +5,11 @@ import pytest
 
 from quantbook.exercises import ch02
 
-
-def run(check, answer, capsys):
-    ok = check(answer)
-    return ok, capsys.readouterr().out
-
-
 # ---- scale -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("answer", [180 / 255, np.float32(180 / 255), 0.70588])
-def test_scale_accepts_right_answer(answer, capsys):
-    ok, out = run(ch02.check_scale, answer, capsys)
+def test_scale_accepts_right_answer(answer, run):
+    ok, out = run(ch02.check_scale, answer)
     assert ok is True
     assert out.startswith("Correct!")
 
@@ -31,8 +25,8 @@ def test_scale_accepts_right_answer(answer, capsys):
         (1.0, "Not quite"),
     ],
 )
-def test_scale_hints(answer, hint, capsys):
-    ok, out = run(ch02.check_scale, answer, capsys)
+def test_scale_hints(answer, hint, run):
+    ok, out = run(ch02.check_scale, answer)
     assert ok is False
     assert hint in out
 
@@ -40,8 +34,8 @@ def test_scale_hints(answer, hint, capsys):
 # ---- zero point --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("answer", [14, 14.0, np.int64(14), np.int8(14)])
-def test_zero_point_accepts_14(answer, capsys):
-    ok, out = run(ch02.check_zero_point, answer, capsys)
+def test_zero_point_accepts_14(answer, run):
+    ok, out = run(ch02.check_zero_point, answer)
     assert ok is True
     assert out.startswith("Correct!")
 
@@ -67,16 +61,16 @@ def test_zero_point_matches_the_seed_formula():
         (20, "Not quite"),
     ],
 )
-def test_zero_point_hints(answer, hint, capsys):
-    ok, out = run(ch02.check_zero_point, answer, capsys)
+def test_zero_point_hints(answer, hint, run):
+    ok, out = run(ch02.check_zero_point, answer)
     assert ok is False
     assert hint.lower() in out.lower()
 
 
 @pytest.mark.parametrize("answer", [None, ..., "fourteen", float("inf")])
-def test_number_checks_never_raise(answer, capsys):
+def test_number_checks_never_raise(answer, run):
     for check in (ch02.check_scale, ch02.check_zero_point):
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is False
         assert out.strip()
 
@@ -87,8 +81,8 @@ def right(x, s, z):
     return np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8)
 
 
-def test_quantize_accepts_reference_and_agrees_with_quantbook(capsys):
-    ok, out = run(ch02.check_quantize, right, capsys)
+def test_quantize_accepts_reference_and_agrees_with_quantbook(run):
+    ok, out = run(ch02.check_quantize, right)
     assert ok is True
     assert "[-3, -1, -5, 0, -6, -1, -5, 127, -128, 123, -126]" in out
 
@@ -99,11 +93,11 @@ def test_expected_codes_are_quantbooks():
     assert np.asarray(got).tolist() == [-3, -1, -5, 0, -6, -1, -5, 127, -128, 123, -126]
 
 
-def test_quantize_accepts_python_round_and_lists(capsys):
+def test_quantize_accepts_python_round_and_lists(run):
     def with_lists(x, s, z):
         return [max(-128, min(127, round(v / s) + z)) for v in x]  # round() is half to even
 
-    ok, _ = run(ch02.check_quantize, with_lists, capsys)
+    ok, _ = run(ch02.check_quantize, with_lists)
     assert ok is True
 
 
@@ -129,23 +123,23 @@ def test_quantize_accepts_python_round_and_lists(capsys):
         (lambda x, s, z: None, "returned nothing yet"),
     ],
 )
-def test_quantize_hints(func, hint, capsys):
-    ok, out = run(ch02.check_quantize, func, capsys)
+def test_quantize_hints(func, hint, run):
+    ok, out = run(ch02.check_quantize, func)
     assert ok is False
     assert hint.lower() in out.lower()
 
 
 @pytest.mark.parametrize("answer", [None, ..., 3, [1, 2]])
-def test_quantize_placeholders(answer, capsys):
-    ok, out = run(ch02.check_quantize, answer, capsys)
+def test_quantize_placeholders(answer, run):
+    ok, out = run(ch02.check_quantize, answer)
     assert ok is False
     assert out.strip()
 
 
-def test_quantize_check_does_not_modify_its_inputs(capsys):
+def test_quantize_check_does_not_modify_its_inputs(run):
     def mutating(x, s, z):
         x *= 0
         return right(x, s, z)
 
-    run(ch02.check_quantize, mutating, capsys)
+    run(ch02.check_quantize, mutating)
     assert ch02.QUANTIZE_X[1] == 1.25

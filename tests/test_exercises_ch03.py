@@ -8,12 +8,6 @@ import pytest
 from quantbook import symmetric
 from quantbook.exercises import ch03
 
-
-def run(check, answer, capsys):
-    ok = check(answer)
-    return ok, capsys.readouterr().out
-
-
 # --- int4 codes of INT4_EXERCISE_VALUES ------------------------------------------------------
 
 def test_expected_codes_are_what_the_package_computes():
@@ -27,8 +21,8 @@ def test_expected_codes_are_what_the_package_computes():
     [[7, -2, 0, 3, -7, 2], (7, -2, 0, 3, -7, 2), np.array([7, -2, 0, 3, -7, 2], dtype=np.int8),
      [7.0, -2.0, 0.0, 3.0, -7.0, 2.0]],
 )
-def test_int4_codes_accepts_right_answer(answer, capsys):
-    ok, out = run(ch03.check_int4_codes, answer, capsys)
+def test_int4_codes_accepts_right_answer(answer, run):
+    ok, out = run(ch03.check_int4_codes, answer)
     assert ok is True
     assert out.startswith("Correct!")
 
@@ -46,8 +40,8 @@ def test_int4_codes_accepts_right_answer(answer, capsys):
         ([1, 2, 3], "6 integers"),
     ],
 )
-def test_int4_codes_hints(answer, hint, capsys):
-    ok, out = run(ch03.check_int4_codes, answer, capsys)
+def test_int4_codes_hints(answer, hint, run):
+    ok, out = run(ch03.check_int4_codes, answer)
     assert ok is False
     assert hint in out
     assert "Correct" not in out
@@ -56,8 +50,8 @@ def test_int4_codes_hints(answer, hint, capsys):
 # --- SQNR gain of unsigned over signed int8 for ReLU outputs ----------------------------------
 
 @pytest.mark.parametrize("answer", [20 * math.log10(255 / 127), 6.05, "6.054", np.float32(6.0538)])
-def test_relu_gain_accepts_right_answer(answer, capsys):
-    ok, out = run(ch03.check_relu_gain_db, answer, capsys)
+def test_relu_gain_accepts_right_answer(answer, run):
+    ok, out = run(ch03.check_relu_gain_db, answer)
     assert ok is True
     assert out.startswith("Correct!")
 
@@ -85,16 +79,16 @@ def test_relu_gain_matches_measurement():
         (3.0, "Not yet"),
     ],
 )
-def test_relu_gain_hints(answer, hint, capsys):
-    ok, out = run(ch03.check_relu_gain_db, answer, capsys)
+def test_relu_gain_hints(answer, hint, run):
+    ok, out = run(ch03.check_relu_gain_db, answer)
     assert ok is False
     assert hint in out
     assert "Correct" not in out
 
 
 @pytest.mark.parametrize("answer", [None, ..., "abc", [1, 2], float("nan"), {"a": 1}])
-def test_placeholders_and_garbage_never_raise(answer, capsys):
+def test_placeholders_and_garbage_never_raise(answer, run):
     for check in (ch03.check_int4_codes, ch03.check_relu_gain_db):
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is False
         assert out.strip()

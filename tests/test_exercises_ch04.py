@@ -6,12 +6,6 @@ import pytest
 from quantbook import granularity, metrics, symmetric
 from quantbook.exercises import ch04
 
-
-def run(check, answer, capsys):
-    ok = check(answer)
-    return ok, capsys.readouterr().out
-
-
 # --- per-channel codes ------------------------------------------------------------------------
 
 def test_expected_codes_are_what_the_package_computes():
@@ -29,8 +23,8 @@ def test_expected_codes_are_what_the_package_computes():
     [[[2, -7, 4, 1], [5, -7, 1, 3]], ((2, -7, 4, 1), (5, -7, 1, 3)),
      np.array([[2, -7, 4, 1], [5, -7, 1, 3]], dtype=np.int8)],
 )
-def test_per_channel_codes_accepts_right_answer(answer, capsys):
-    ok, out = run(ch04.check_per_channel_codes, answer, capsys)
+def test_per_channel_codes_accepts_right_answer(answer, run):
+    ok, out = run(ch04.check_per_channel_codes, answer)
     assert ok is True
     assert out.startswith("Correct!")
 
@@ -49,8 +43,8 @@ def test_per_channel_codes_accepts_right_answer(answer, capsys):
         ([2, -7, 4, 1], "2 x 4"),
     ],
 )
-def test_per_channel_codes_hints(answer, hint, capsys):
-    ok, out = run(ch04.check_per_channel_codes, answer, capsys)
+def test_per_channel_codes_hints(answer, hint, run):
+    ok, out = run(ch04.check_per_channel_codes, answer)
     assert ok is False
     assert hint in out
     assert "Correct" not in out
@@ -63,8 +57,8 @@ def test_q4_1_answer_matches_the_package():
 
 
 @pytest.mark.parametrize("answer", [5, 5.0, "5", np.float32(5.0)])
-def test_q4_1_accepts_right_answer(answer, capsys):
-    ok, out = run(ch04.check_q4_1_bits_per_weight, answer, capsys)
+def test_q4_1_accepts_right_answer(answer, run):
+    ok, out = run(ch04.check_q4_1_bits_per_weight, answer)
     assert ok is True
     assert out.startswith("Correct!")
 
@@ -83,17 +77,17 @@ def test_q4_1_accepts_right_answer(answer, capsys):
         (7, "Not yet"),
     ],
 )
-def test_q4_1_hints(answer, hint, capsys):
-    ok, out = run(ch04.check_q4_1_bits_per_weight, answer, capsys)
+def test_q4_1_hints(answer, hint, run):
+    ok, out = run(ch04.check_q4_1_bits_per_weight, answer)
     assert ok is False
     assert hint in out
     assert "Correct" not in out
 
 
 @pytest.mark.parametrize("answer", [None, ..., "abc", float("nan"), {"a": 1}, [[1, 2], [3]]])
-def test_placeholders_and_garbage_never_raise(answer, capsys):
+def test_placeholders_and_garbage_never_raise(answer, run):
     for check in (ch04.check_per_channel_codes, ch04.check_q4_1_bits_per_weight):
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is False
         assert out.strip()
 
@@ -119,8 +113,8 @@ def outlier_sqnr(group_size, include_outlier=False):
 
 
 @pytest.mark.parametrize("digits", [1, 2, 6])
-def test_outlier_row_sqnr_accepts_the_value_to_one_decimal(digits, capsys):
-    ok, out = run(ch04.check_outlier_row_group_sqnr, round(outlier_sqnr(32), digits), capsys)
+def test_outlier_row_sqnr_accepts_the_value_to_one_decimal(digits, run):
+    ok, out = run(ch04.check_outlier_row_group_sqnr, round(outlier_sqnr(32), digits))
     assert ok is True
     assert out.startswith("Correct!")
 
@@ -135,8 +129,8 @@ def test_outlier_row_sqnr_accepts_the_value_to_one_decimal(digits, capsys):
         (lambda: outlier_sqnr(32) - 0.1, "Not yet"),
     ],
 )
-def test_outlier_row_sqnr_rejects_slips_with_a_hint(answer, hint, capsys):
-    ok, out = run(ch04.check_outlier_row_group_sqnr, answer(), capsys)
+def test_outlier_row_sqnr_rejects_slips_with_a_hint(answer, hint, run):
+    ok, out = run(ch04.check_outlier_row_group_sqnr, answer())
     assert ok is False
     assert hint in out
 

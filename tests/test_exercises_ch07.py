@@ -8,15 +8,10 @@ from quantbook.exercises import ch07
 from quantbook.matmul import quantize_multiplier
 
 
-def run(check, answer, capsys):
-    result = check(answer)
-    return result, capsys.readouterr().out
-
-
-def test_group_bytes_right(capsys):
-    ok, out = run(ch07.check_group_bytes, 313_344, capsys)
+def test_group_bytes_right(run):
+    ok, out = run(ch07.check_group_bytes, 313_344)
     assert ok is True and out.startswith("Correct!") and "4.25 bits" in out
-    assert run(ch07.check_group_bytes, 313344.0, capsys)[0] is True
+    assert run(ch07.check_group_bytes, 313344.0)[0] is True
 
 
 @pytest.mark.parametrize(
@@ -37,26 +32,26 @@ def test_group_bytes_right(capsys):
         (True, "number of bytes"),
     ],
 )
-def test_group_bytes_hints(answer, hint, capsys):
-    ok, out = run(ch07.check_group_bytes, answer, capsys)
+def test_group_bytes_hints(answer, hint, run):
+    ok, out = run(ch07.check_group_bytes, answer)
     assert ok is False and hint in out and "Correct" not in out
 
 
-def test_int16_overflow_terms(capsys):
-    ok, out = run(ch07.check_int16_overflow_terms, 3, capsys)
+def test_int16_overflow_terms(run):
+    ok, out = run(ch07.check_int16_overflow_terms, 3)
     assert ok is True and "48,387" in out
     for answer, hint in [(2, "still fits"), (1, "fits in int16"), (133_144, "int32"),
                          (259, "product of two codes"), (7, "Not quite"), (None, "placeholder")]:
-        ok, out = run(ch07.check_int16_overflow_terms, answer, capsys)
+        ok, out = run(ch07.check_int16_overflow_terms, answer)
         assert ok is False and hint in out, (answer, out)
 
 
-def test_fixed_point(capsys):
+def test_fixed_point(run):
     m0, shift = quantize_multiplier(ch07.MULTIPLIER_EXERCISE)
     assert (m0, shift) == (1_288_490_189, 1)
-    ok, out = run(ch07.check_fixed_point, (m0, shift), capsys)
+    ok, out = run(ch07.check_fixed_point, (m0, shift))
     assert ok is True and out.startswith("Correct!")
-    assert run(ch07.check_fixed_point, [1288490189.0, 1.0], capsys)[0] is True
+    assert run(ch07.check_fixed_point, [1288490189.0, 1.0])[0] is True
     for answer, hint in [
         ((m0, -1), "sign of the shift"),
         ((round(0.3 * 2**31), 0), "normalised"),
@@ -68,5 +63,5 @@ def test_fixed_point(capsys):
         (42, "pair"),
         (("a", 1), "integer m0"),
     ]:
-        ok, out = run(ch07.check_fixed_point, answer, capsys)
+        ok, out = run(ch07.check_fixed_point, answer)
         assert ok is False and hint in out, (answer, out)

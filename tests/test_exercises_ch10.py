@@ -7,11 +7,6 @@ from quantbook import codebooks as cb
 from quantbook.exercises import ch10
 
 
-def run(check, answer, capsys):
-    ok = check(answer)
-    return ok, capsys.readouterr().out
-
-
 def test_expected_answers_are_what_the_package_computes():
     assert cb.nearest_level([0.3]).tolist() == [11]
     rec = cb.encode_nf4(np.array([-1.0, 0.5] + [0.0] * 62, dtype=np.float32))
@@ -46,21 +41,21 @@ CASES = [
 
 
 @pytest.mark.parametrize(("check", "rights", "wrongs"), CASES)
-def test_right_answers_pass_and_slips_get_hints(check, rights, wrongs, capsys):
+def test_right_answers_pass_and_slips_get_hints(check, rights, wrongs, run):
     for answer in rights:
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is True, (answer, out)
         assert out.startswith("Correct!")
     for answer, hint in wrongs:
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is False, answer
         assert hint in out, (answer, out)
         assert "Correct" not in out
 
 
 @pytest.mark.parametrize("answer", [None, ..., "abc", float("nan"), {"a": 1}, [[1, 2], [3]]])
-def test_placeholders_and_garbage_never_raise(answer, capsys):
+def test_placeholders_and_garbage_never_raise(answer, run):
     for check, _, _ in CASES:
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is False
         assert out.strip()

@@ -9,11 +9,6 @@ from quantbook import smoothquant as sq
 from quantbook.exercises import ch11
 
 
-def run(check, answer, capsys):
-    result = check(answer)
-    return result, capsys.readouterr().out
-
-
 def test_answers_agree_with_the_package():
     e = ch11.SMOOTHING_EXERCISE
     s = float(sq.smoothing_factors(np.array([e["x_absmax"]]), np.array([e["w_absmax"]]),
@@ -38,9 +33,9 @@ def test_answers_agree_with_the_package():
         (ch11.check_alpha_one, 1.0, [(0, "not zeroed"), (16, "Not quite")]),
     ],
 )
-def test_checks(check, right, slips, capsys):
-    ok, out = run(check, right, capsys)
+def test_checks(check, right, slips, run):
+    ok, out = run(check, right)
     assert ok is True and out.startswith("Correct!")
     for answer, hint in slips + [(None, "placeholder"), (..., "placeholder"), ("x", "single")]:
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is False and hint in out and "Correct" not in out, (answer, out)

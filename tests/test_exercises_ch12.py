@@ -9,11 +9,6 @@ from quantbook import awq
 from quantbook.exercises import ch12
 
 
-def run(check, answer, capsys):
-    result = check(answer)
-    return result, capsys.readouterr().out
-
-
 def test_two_weight_example_numbers():
     w = np.array(ch12.TWO_WEIGHTS["w"])
     g = np.array(ch12.TWO_WEIGHTS["gram"])
@@ -36,9 +31,9 @@ def test_two_weight_example_numbers():
         (ch12.check_awq_alpha_zero, 1.0, [(0, "power 0"), (2.0, "Not quite")]),
     ],
 )
-def test_checks(check, right, slips, capsys):
-    ok, out = run(check, right, capsys)
+def test_checks(check, right, slips, run):
+    ok, out = run(check, right)
     assert ok is True and out.startswith("Correct!")
     for answer, hint in slips + [(None, "placeholder"), (..., "placeholder"), ("x", "single")]:
-        ok, out = run(check, answer, capsys)
+        ok, out = run(check, answer)
         assert ok is False and hint in out and "Correct" not in out, (answer, out)

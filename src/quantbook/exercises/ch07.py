@@ -6,7 +6,7 @@ wrong answer never raises, so the notebook keeps running.
 
 from __future__ import annotations
 
-import math
+from quantbook.exercises._grading import check, correct, grade, read_integer, read_pair
 
 __all__ = [
     "GROUP_EXERCISE",
@@ -23,44 +23,22 @@ GROUP_EXERCISE = {"out_features": 1536, "in_features": 384, "bits": 4, "group_si
 MULTIPLIER_EXERCISE = 0.3
 
 
-def _integer(answer, what: str) -> int | None:
-    """The answer as an int, or None (after printing why)."""
-    if answer is None or answer is Ellipsis:
-        print(f"Replace the placeholder with your answer ({what}), then run the cell again.")
-        return None
-    if isinstance(answer, bool):
-        print(f"Your answer should be {what}; got {answer!r}.")
-        return None
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Your answer should be {what}; got {answer!r}.")
-        return None
-    if not math.isfinite(value) or value != round(value):
-        print(f"Your answer should be a whole number ({what}); got {answer!r}.")
-        return None
-    return int(round(value))
-
-
-def check_group_bytes(answer) -> bool:
+@check
+def check_group_bytes(answer):
     """Exercise: bytes of a 1536 x 384 weight at int4, groups of 64, float16 scales.
 
     codes: 1536 * 384 / 2 = 294,912 bytes; scales: 1536 * 384 / 64 = 9,216 of 2 bytes = 18,432;
     total 313,344 bytes (4.25 bits per weight).
     """
-    value = _integer(answer, "a number of bytes")
-    if value is None:
-        return False
+    value = read_integer(answer, "a number of bytes")
     e = GROUP_EXERCISE
     n = e["out_features"] * e["in_features"]
     codes = n * e["bits"] // 8
     n_scales = n // e["group_size"]
     expected = codes + e["scale_bytes"] * n_scales
-    if value == expected:
-        print(f"Correct! {codes:,} bytes of packed codes + {n_scales:,} scales x 2 bytes = "
-              f"{expected:,} bytes, {expected * 8 / n} bits per weight.")
-        return True
-    hints = {
+    return grade(value, expected, f"{codes:,} bytes of packed codes + {n_scales:,} scales x 2 "
+                                  f"bytes = {expected:,} bytes, {expected * 8 / n} bits per "
+                                  "weight.", {
         codes: "That is the codes alone. Each group of 64 weights also stores its float16 "
                "scale: add 2 bytes per group.",
         codes + n_scales: "A float16 scale takes 2 bytes, not 1.",
@@ -74,28 +52,22 @@ def check_group_bytes(answer) -> bool:
         codes + e["scale_bytes"] * e["out_features"]: "That is one scale per row (per channel). "
                                                       "With groups of 64 every row has "
                                                       "384 / 64 = 6 scales.",
-    }
-    print(hints.get(value, f"Not quite. Count the packed codes (4 bits per weight, {n:,} "
-                           "weights) and the scales (one per 64 weights, 2 bytes each) "
-                           "separately, then add."))
-    return False
+    }, f"Not quite. Count the packed codes (4 bits per weight, {n:,} weights) and the scales "
+       "(one per 64 weights, 2 bytes each) separately, then add.")
 
 
-def check_int16_overflow_terms(answer) -> bool:
+@check
+def check_int16_overflow_terms(answer):
     """Exercise: how many worst-case products of restricted int8 codes (|q| <= 127) does it
     take before an int16 accumulator (max 32,767) can overflow? 2 * 127**2 = 32,258 still fits,
     3 * 127**2 = 48,387 does not: the answer is 3.
     """
-    value = _integer(answer, "a number of products")
-    if value is None:
-        return False
+    value = read_integer(answer, "a number of products")
     product = 127 * 127
     expected = 32767 // product + 1
-    if value == expected:
-        print(f"Correct! One product can be 127 x 127 = {product:,}; two sum to "
-              f"{2 * product:,} (fits under 32,767), three to {3 * product:,} (does not).")
-        return True
-    hints = {
+    return grade(value, expected, f"One product can be 127 x 127 = {product:,}; two sum to "
+                                  f"{2 * product:,} (fits under 32,767), three to "
+                                  f"{3 * product:,} (does not).", {
         2: f"Two products sum to at most 2 x {product:,} = {2 * product:,}, which still fits "
            "under 32,767. With -128 codes allowed it would be 2 (128 x 128 = 16,384), but "
            "restricted codes stop at -127.",
@@ -105,57 +77,40 @@ def check_int16_overflow_terms(answer) -> bool:
         (2**31 - 1) // product: "That is (nearly) the limit of an int32 accumulator. The "
                                 "question asks about int16 (largest value 32,767).",
         32767 // 127 + 1: "Each term is a product of two codes, up to 127 x 127, not 127.",
-    }
-    print(hints.get(value, f"Not quite. The largest product is 127 x 127 = {product:,}. "
-                           "How many of those can you add before passing 32,767?"))
-    return False
+    }, f"Not quite. The largest product is 127 x 127 = {product:,}. How many of those can you "
+       "add before passing 32,767?")
 
 
-def check_fixed_point(answer) -> bool:
+@check
+def check_fixed_point(answer):
     """Exercise: write M = 0.3 as (m0, shift) with M = m0 * 2**-31 * 2**-shift and
     2**30 <= m0 < 2**31. 0.3 = 0.6 * 2**-1, so shift = 1 and m0 = round(0.6 * 2**31)
     = 1,288,490,189.
     """
     from quantbook.matmul import quantize_multiplier
 
-    if answer is None or answer is Ellipsis:
-        print("Replace the placeholder with your answer, a pair (m0, shift), then run the cell "
-              "again.")
-        return False
-    try:
-        m0_answer, shift_answer = answer
-    except (TypeError, ValueError):
-        print(f"Your answer should be a pair (m0, shift) of two integers; got {answer!r}.")
-        return False
-    m0 = _integer(m0_answer, "an integer m0")
-    shift = _integer(shift_answer, "an integer shift")
-    if m0 is None or shift is None:
-        return False
+    m0, shift = read_pair(answer, "(m0, shift)", "a pair (m0, shift) of two integers")
+    m0 = read_integer(m0, "an integer m0")
+    shift = read_integer(shift, "an integer shift")
     m0_true, shift_true = quantize_multiplier(MULTIPLIER_EXERCISE)
     if (m0, shift) == (m0_true, shift_true):
         value = m0 * 2.0**-31 * 2.0**-shift
-        print(f"Correct! {m0:,} x 2^-31 x 2^-{shift} = {value!r} (relative error "
-              f"{abs(value - MULTIPLIER_EXERCISE) / MULTIPLIER_EXERCISE:.1e}).")
-        return True
-    if shift == -shift_true:
-        print("Check the sign of the shift: M < 1, so M = m0 * 2^-31 * 2^-shift needs a right "
-              "shift (a positive number).")
-        return False
-    if not 2**30 <= m0 < 2**31:
-        if m0 == round(MULTIPLIER_EXERCISE * 2**31):
-            print("m0 must be normalised into [2^30, 2^31): first write M = f * 2^-shift with f "
-                  "in [0.5, 1), then m0 = round(f * 2^31).")
-        else:
-            print("m0 must lie in [2^30, 2^31) = [1,073,741,824, 2,147,483,648): it holds the "
-                  "mantissa f in [0.5, 1) scaled by 2^31.")
-        return False
-    if shift != shift_true:
-        print("The shift is off. Double M until it lands in [0.5, 1) and count the doublings: "
-              "that count is the shift, and the result f gives m0 = round(f * 2^31).")
-        return False
-    if abs(m0 - m0_true) == 1:
-        print(f"Off by one in m0: 0.6 x 2^31 = {0.6 * 2**31!r}; round it to the nearest "
-              "integer.")
-        return False
-    print(f"The shift ({shift}) is right, m0 is not: m0 = round(0.6 x 2^31).")
-    return False
+        return correct(f"{m0:,} x 2^-31 x 2^-{shift} = {value!r} (relative error "
+                       f"{abs(value - MULTIPLIER_EXERCISE) / MULTIPLIER_EXERCISE:.1e}).")
+    outside = not 2**30 <= m0 < 2**31
+    hints = [
+        (shift == -shift_true, "Check the sign of the shift: M < 1, so M = m0 * 2^-31 * "
+                               "2^-shift needs a right shift (a positive number)."),
+        (outside and m0 == round(MULTIPLIER_EXERCISE * 2**31),
+         "m0 must be normalised into [2^30, 2^31): first write M = f * 2^-shift with f in "
+         "[0.5, 1), then m0 = round(f * 2^31)."),
+        (outside, "m0 must lie in [2^30, 2^31) = [1,073,741,824, 2,147,483,648): it holds the "
+                  "mantissa f in [0.5, 1) scaled by 2^31."),
+        (shift != shift_true, "The shift is off. Double M until it lands in [0.5, 1) and count "
+                              "the doublings: that count is the shift, and the result f gives "
+                              "m0 = round(f * 2^31)."),
+        (abs(m0 - m0_true) == 1, f"Off by one in m0: 0.6 x 2^31 = {0.6 * 2**31!r}; round it to "
+                                 "the nearest integer."),
+    ]
+    return next((hint for applies, hint in hints if applies),
+                f"The shift ({shift}) is right, m0 is not: m0 = round(0.6 x 2^31).")

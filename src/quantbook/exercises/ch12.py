@@ -6,11 +6,9 @@ wrong answer never raises, so the notebook keeps running.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from quantbook.exercises._answers import read_number
+from quantbook.exercises._grading import check, close, grade, read_number
 
 __all__ = [
     "TWO_WEIGHTS",
@@ -30,106 +28,77 @@ def _objective(q) -> float:
     return float(d @ np.asarray(TWO_WEIGHTS["gram"]) @ d)
 
 
-def _close(a: float, b: float, rel: float = 1e-3) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
+#: Right or a known slip: within 0.1% (relative).
+_SAME = close(rel=1e-3, abs=1e-9)
 
 
-def check_rtn_objective(answer) -> bool:
+@check
+def check_rtn_objective(answer):
     """RTN rounds both to 1: d = (-0.4, -0.4), d^T G d = 0.16 + 0.16 + 2 * 0.9 * 0.16 = 0.608."""
-    value = read_number(answer, "the layer objective")
-    if value is None:
-        return False
     expected = _objective((1, 1))
-    if _close(value, expected):
-        print(f"Correct! d = (-0.4, -0.4) and d^T G d = {expected:.3f}: the two errors have the "
-              "same sign and the inputs are correlated, so they add up in the output.")
-        return True
-    if _close(value, 0.32):
-        print("That is ||d||^2, the error of the weights. The objective weighs it with G: add "
-              "the cross term 2 * 0.9 * d1 * d2.")
-    elif _close(value, _objective((0, 0))):
-        print("Round to nearest: 0.6 rounds to 1, not 0.")
-    else:
-        print("Not quite. Compute d = w - round(w), then d^T G d = G11 d1^2 + 2 G12 d1 d2 + "
-              "G22 d2^2.")
-    return False
+    return grade(read_number(answer, "the layer objective"), expected,
+                 f"d = (-0.4, -0.4) and d^T G d = {expected:.3f}: the two errors have the same "
+                 "sign and the inputs are correlated, so they add up in the output.", [
+        (0.32, "That is ||d||^2, the error of the weights. The objective weighs it with G: add "
+               "the cross term 2 * 0.9 * d1 * d2."),
+        (_objective((0, 0)), "Round to nearest: 0.6 rounds to 1, not 0."),
+    ], "Not quite. Compute d = w - round(w), then d^T G d = G11 d1^2 + 2 G12 d1 d2 + G22 d2^2.",
+        same=_SAME)
 
 
-def check_best_objective(answer) -> bool:
+@check
+def check_best_objective(answer):
     """Best of the four neighbours: (1, 0) or (0, 1), objective 0.16 + 0.36 - 2*0.9*0.24 = 0.088."""
-    value = read_number(answer, "the smallest objective")
-    if value is None:
-        return False
     values = {q: _objective(q) for q in ((0, 0), (0, 1), (1, 0), (1, 1))}
     best = min(values.values())
-    if _close(value, best):
-        print(f"Correct! (1, 0) and (0, 1) both give {best:.3f}, about 7 times less than RTN's "
-              f"{values[(1, 1)]:.3f}: one weight rounded up, one down, and the errors cancel.")
-        return True
-    if _close(value, values[(1, 1)]):
-        print("That is RTN's objective. Try rounding one weight up and the other down.")
-    elif _close(value, values[(0, 0)]):
-        print("That is (0, 0): both rounded down, the errors still add up.")
-    else:
-        print("Not quite. Evaluate d^T G d for the four grid points (0,0), (1,0), (0,1), (1,1).")
-    return False
+    return grade(read_number(answer, "the smallest objective"), best,
+                 f"(1, 0) and (0, 1) both give {best:.3f}, about 7 times less than RTN's "
+                 f"{values[(1, 1)]:.3f}: one weight rounded up, one down, and the errors cancel.", [
+        (values[(1, 1)], "That is RTN's objective. Try rounding one weight up and the other down."),
+        (values[(0, 0)], "That is (0, 0): both rounded down, the errors still add up."),
+    ], "Not quite. Evaluate d^T G d for the four grid points (0,0), (1,0), (0,1), (1,1).",
+        same=_SAME)
 
 
-def check_obq_update(answer) -> bool:
+@check
+def check_obq_update(answer):
     """w2 <- w2 - (w1 - q1) [H^-1]_12 / [H^-1]_11 = 0.6 - (-0.4)(-0.9) = 0.24, then rounds to 0."""
-    value = read_number(answer, "the updated second weight")
-    if value is None:
-        return False
     g = np.asarray(TWO_WEIGHTS["gram"])
     h_inv = np.linalg.inv(2 * g)
     w1, w2 = TWO_WEIGHTS["w"]
     expected = w2 - (w1 - 1.0) * h_inv[0, 1] / h_inv[0, 0]
-    if _close(value, expected):
-        print(f"Correct! w2 becomes {expected:.2f} and rounds to 0: GPTQ lands on (1, 0), the "
-              "best grid point.")
-        return True
-    if _close(value, w2 + (w1 - 1.0) * h_inv[0, 1] / h_inv[0, 0]):
-        print("Check the sign: the update subtracts (w1 - q1) [H^-1]_12 / [H^-1]_11, and "
-              "[H^-1]_12 is negative here.")
-    elif _close(value, 0.0) or _close(value, 1.0):
-        print("That is the rounded value. The question asks for w2 after the update, before it "
-              "is rounded.")
-    else:
-        print("Not quite. H^-1 is proportional to [[1, -0.9], [-0.9, 1]], so "
-              "[H^-1]_12 / [H^-1]_11 = -0.9.")
-    return False
+    rounded = ("That is the rounded value. The question asks for w2 after the update, before it "
+               "is rounded.")
+    return grade(read_number(answer, "the updated second weight"), expected,
+                 f"w2 becomes {expected:.2f} and rounds to 0: GPTQ lands on (1, 0), the best "
+                 "grid point.", [
+        (w2 + (w1 - 1.0) * h_inv[0, 1] / h_inv[0, 0],
+         "Check the sign: the update subtracts (w1 - q1) [H^-1]_12 / [H^-1]_11, and [H^-1]_12 is "
+         "negative here."),
+        (0.0, rounded),
+        (1.0, rounded),
+    ], "Not quite. H^-1 is proportional to [[1, -0.9], [-0.9, 1]], so "
+       "[H^-1]_12 / [H^-1]_11 = -0.9.", same=_SAME)
 
 
-def check_hessian_entries(answer) -> bool:
+@check
+def check_hessian_entries(answer):
     """H is in x in: 1536 * 1536 = 2,359,296 entries for the FFN-down layer."""
-    value = read_number(answer, "a number of entries")
-    if value is None:
-        return False
-    if value == 1536**2:
-        print("Correct! H is (in, in) = 1536 x 1536 = 2,359,296 entries, whatever the number of "
-              "output rows: all 384 rows share it.")
-        return True
-    if value == 384**2:
-        print("H = 2 X^T X is indexed by the layer's *inputs*, and this layer has 1536.")
-    elif value == 384 * 1536:
-        print("That is the size of the weight matrix. H is (in, in).")
-    else:
-        print("Not quite. X is (samples, in), so X^T X is (in, in).")
-    return False
+    return grade(read_number(answer, "a number of entries"), 1536**2,
+                 "H is (in, in) = 1536 x 1536 = 2,359,296 entries, whatever the number of output "
+                 "rows: all 384 rows share it.", {
+        384**2: "H = 2 X^T X is indexed by the layer's *inputs*, and this layer has 1536.",
+        384 * 1536: "That is the size of the weight matrix. H is (in, in).",
+    }, "Not quite. X is (samples, in), so X^T X is (in, in).")
 
 
-def check_awq_alpha_zero(answer) -> bool:
+@check
+def check_awq_alpha_zero(answer):
     """alpha = 0: every s_j = 1 (after normalization), so AWQ is RTN."""
-    value = read_number(answer, "the scale s_j")
-    if value is None:
-        return False
-    if _close(value, 1.0):
-        print("Correct! x^0 = 1 for every channel and sqrt(1 * 1) = 1: W diag(s) = W, which is "
-              "round-to-nearest. The search starts from RTN, so it can only improve on it (on "
-              "the calibration data).")
-        return True
-    if value == 0:
-        print("Anything to the power 0 is 1, not 0.")
-    else:
-        print("Not quite. Put alpha = 0 in s_j = x_j^alpha / sqrt(max x^alpha * min x^alpha).")
-    return False
+    return grade(read_number(answer, "the scale s_j"), 1.0,
+                 "x^0 = 1 for every channel and sqrt(1 * 1) = 1: W diag(s) = W, which is "
+                 "round-to-nearest. The search starts from RTN, so it can only improve on it (on "
+                 "the calibration data).", [
+        (lambda v: v == 0, "Anything to the power 0 is 1, not 0."),
+    ], "Not quite. Put alpha = 0 in s_j = x_j^alpha / sqrt(max x^alpha * min x^alpha).",
+        same=_SAME)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from quantbook.exercises._answers import read_number
+from quantbook.exercises._grading import check, close, grade, read_number, read_pair
 
 __all__ = [
     "LAYER",
@@ -32,153 +32,108 @@ NBITS = {"block_size": 32, "scale_bytes": 4}
 DECODE = {"byte": 0xB4, "scale": 0.1, "zero_point": 8}
 
 
-def _close(value: float, expected: float, rel: float = 0.01) -> bool:
-    return math.isclose(value, expected, rel_tol=rel)
+#: Right or a known slip: within 1% (relative).
+_SAME = close(rel=0.01)
 
 
-def check_intensity(answer) -> bool:
+@check
+def check_intensity(answer):
     """Exercise: operations per byte of a float32 384 x 1536 layer at batch 1, weights only.
 
     2KN operations over 4KN bytes = 0.5.
     """
-    value = read_number(answer, "operations per byte")
-    if value is None:
-        return False
-    if _close(value, 0.5):
-        print("Correct! 2KN operations over 4KN bytes: 0.5 operation per byte, whatever the "
-              "shape. Every weight is read once for one multiply and one add.")
-        return True
-    hints = {
+    return grade(read_number(answer, "operations per byte"), 0.5,
+                 "2KN operations over 4KN bytes: 0.5 operation per byte, whatever the shape. "
+                 "Every weight is read once for one multiply and one add.", {
         2.0: "That is the intensity of int8 weights (1 byte each). float32 takes 4 bytes.",
         0.25: "Count two operations per weight (a multiply and an add), not one.",
         4.0: "Operations per byte: divide the operations (2KN) by the bytes (4KN).",
         1.0: "That would be 2 bytes per weight (float16). float32 takes 4.",
-    }
-    for wrong, hint in hints.items():
-        if _close(value, wrong):
-            print(hint)
-            return False
-    print("Not quite. Operations: 2 * K * N (a multiply and an add per weight). Bytes: 4 * K * N "
-          "(float32). Divide.")
-    return False
+    }, "Not quite. Operations: 2 * K * N (a multiply and an add per weight). Bytes: 4 * K * N "
+       "(float32). Divide.", same=_SAME)
 
 
-def check_roofline_time(answer) -> bool:
+@check
+def check_roofline_time(answer):
     """Exercise: roofline time in µs of the int8 layer at batch 1 on 20 GB/s and 200 Gop/s.
 
     Bytes 384 * 1536 = 589,824: 29.49 µs of memory; 2 * 589,824 operations: 5.90 µs of
     arithmetic. The maximum: 29.49 µs.
     """
-    value = read_number(answer, "a time in microseconds")
-    if value is None:
-        return False
     nbytes = LAYER["k"] * LAYER["n"]
     memory = nbytes / MACHINE["bandwidth"] * 1e6
     compute = 2 * nbytes / MACHINE["peak"] * 1e6
-    if _close(value, memory):
-        print(f"Correct! Memory: {memory:.2f} µs, arithmetic: {compute:.2f} µs; the slower one "
-              "sets the time, so the layer is memory-bound.")
-        return True
-    if _close(value, compute):
-        print("That is the arithmetic time. The roofline takes the larger of the arithmetic and "
-              "the memory time.")
-    elif _close(value, memory * 4):
-        print("That is the float32 layer (4 bytes per weight). int8 weights take 1 byte.")
-    elif _close(value, memory / 1e6) or _close(value, memory * 1e-3):
-        print("Give the answer in microseconds (1 s = 1,000,000 µs).")
-    elif _close(value, memory + compute):
-        print("The roofline takes the maximum of the two times, not their sum.")
-    else:
-        print("Not quite. Memory time = bytes / B with 384 * 1536 bytes; arithmetic time = "
-              "2 * 384 * 1536 / P. The larger one is the roofline's time.")
-    return False
+    units = "Give the answer in microseconds (1 s = 1,000,000 µs)."
+    return grade(read_number(answer, "a time in microseconds"), memory,
+                 f"Memory: {memory:.2f} µs, arithmetic: {compute:.2f} µs; the slower one sets the "
+                 "time, so the layer is memory-bound.", [
+        (compute, "That is the arithmetic time. The roofline takes the larger of the arithmetic "
+                  "and the memory time."),
+        (memory * 4, "That is the float32 layer (4 bytes per weight). int8 weights take 1 byte."),
+        (memory / 1e6, units),
+        (memory * 1e-3, units),
+        (memory + compute, "The roofline takes the maximum of the two times, not their sum."),
+    ], "Not quite. Memory time = bytes / B with 384 * 1536 bytes; arithmetic time = "
+       "2 * 384 * 1536 / P. The larger one is the roofline's time.", same=_SAME)
 
 
-def check_ridge_batch(answer) -> bool:
+@check
+def check_ridge_batch(answer):
     """Exercise: smallest batch at which a float32 layer is compute-bound; P/B = 10, I = 2b/4.
 
     2b / 4 >= 10 gives b = 20.
     """
-    value = read_number(answer, "a batch size")
-    if value is None:
-        return False
     ridge = MACHINE["peak"] / MACHINE["bandwidth"]
     expected = math.ceil(ridge * 4 / 2)
-    if value == expected:
-        print(f"Correct! The ridge point is P/B = {ridge:.0f} operations per byte, and "
-              f"2b/4 >= {ridge:.0f} from b = {expected}. int8 weights would get there at b = 5.")
-        return True
-    hints = {
+    return grade(read_number(answer, "a batch size"), expected,
+                 f"The ridge point is P/B = {ridge:.0f} operations per byte, and 2b/4 >= "
+                 f"{ridge:.0f} from b = {expected}. int8 weights would get there at b = 5.", {
         10: "10 is the ridge point in operations per byte. Solve 2b/4 >= 10 for b.",
         5: "That is the batch for int8 weights (I = 2b). float32 weights take 4 bytes: I = 2b/4.",
         40: "Two operations per weight and batch element: I = 2b/4, not b/4.",
-    }
-    print(hints.get(int(value) if value == int(value) else None,
-                    "Not quite. The ridge point is P/B; find the smallest b with 2b/4 >= P/B."))
-    return False
+    }, "Not quite. The ridge point is P/B; find the smallest b with 2b/4 >= P/B.")
 
 
-def check_matmulnbits_bytes(answer) -> bool:
+@check
+def check_matmulnbits_bytes(answer):
     """Exercise: bytes of MatMulNBits for K = 384, N = 1536, blocks of 32.
 
     B: 1536 * 12 * 16 = 294,912; scales: 1536 * 12 * 4 = 73,728; zero points: 1536 * 6 = 9,216.
     Total 377,856 bytes, 5.125 bits per weight.
     """
-    value = read_number(answer, "a number of bytes")
-    if value is None:
-        return False
     k, n, g = LAYER["k"], LAYER["n"], NBITS["block_size"]
     blocks = n * (k // g)
     codes = k * n // 2
     scales = blocks * NBITS["scale_bytes"]
     zps = n * math.ceil(k // g / 2)
     expected = codes + scales + zps
-    if value == expected:
-        print(f"Correct! {codes:,} + {scales:,} + {zps:,} = {expected:,} bytes, "
-              f"{expected * 8 / (k * n)} bits per weight.")
-        return True
-    hints = {
+    return grade(read_number(answer, "a number of bytes"), expected,
+                 f"{codes:,} + {scales:,} + {zps:,} = {expected:,} bytes, "
+                 f"{expected * 8 / (k * n)} bits per weight.", {
         codes: "That is B alone. Add one float32 scale per block and the packed zero points.",
         codes + scales: "Add the zero points: one 4-bit code per block, two per byte.",
         codes + scales + blocks: "The zero points are 4-bit codes packed two per byte, not one "
                                  "byte each.",
         codes + blocks * 2 + zps: "MatMulNBits stores float32 scales here (4 bytes), not float16.",
         k * n + scales + zps: "int4 codes are packed two per byte.",
-    }
-    print(hints.get(int(value) if value == int(value) else None,
-                    "Not quite. Count B (two codes per byte), the scales (one float32 per block "
-                    "of 32) and the zero points (one 4-bit code per block, two per byte)."))
-    return False
+    }, "Not quite. Count B (two codes per byte), the scales (one float32 per block of 32) and "
+       "the zero points (one 4-bit code per block, two per byte).")
 
 
-def check_decode_byte(answer) -> bool:
+@check
+def check_decode_byte(answer):
     """Exercise: the byte 0xB4 with S = 0.1, Z = 8: low nibble first gives (-0.4, 0.3)."""
-    if answer is None or answer is Ellipsis:
-        print("Replace the placeholder with your answer, a pair (w0, w1), then run the cell again.")
-        return False
-    try:
-        w0, w1 = (float(v) for v in answer)
-    except (TypeError, ValueError):
-        print(f"Your answer should be a pair of two numbers (w0, w1); got {answer!r}.")
-        return False
+    pair = read_pair(answer, "(w0, w1)", "a pair of two numbers (w0, w1)", float)
     byte, s, z = DECODE["byte"], DECODE["scale"], DECODE["zero_point"]
     low, high = byte & 15, byte >> 4
     expected = (s * (low - z), s * (high - z))
-    if all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip((w0, w1), expected, strict=True)):
-        print(f"Correct! 0x{byte:X}: low nibble {low}, high nibble {high}; "
-              f"{s} * ({low} - {z}) = {expected[0]:.1f} and {s} * ({high} - {z}) = "
-              f"{expected[1]:.1f}.")
-        return True
-    if all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip((w1, w0), expected, strict=True)):
-        print("Right values, wrong order: MatMulNBits puts the first value in the LOW nibble "
-              "(bits 0-3).")
-    elif all(math.isclose(a, s * b, abs_tol=1e-6) for a, b in zip((w0, w1), (low, high),
-                                                                  strict=True)):
-        print("Subtract the zero point before scaling: w = S * (q - Z).")
-    elif all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip((w0, w1), (low, high),
-                                                              strict=True)):
-        print("Those are the codes. Decode them: w = S * (q - Z).")
-    else:
-        print("Not quite. Split the byte into its low nibble (byte & 15) and high nibble "
-              "(byte >> 4); the low one is the first value; then w = S * (q - Z).")
-    return False
+    return grade(pair, expected, f"0x{byte:X}: low nibble {low}, high nibble {high}; "
+                                 f"{s} * ({low} - {z}) = {expected[0]:.1f} and "
+                                 f"{s} * ({high} - {z}) = {expected[1]:.1f}.", [
+        (expected[::-1], "Right values, wrong order: MatMulNBits puts the first value in the LOW "
+                         "nibble (bits 0-3)."),
+        ((s * low, s * high), "Subtract the zero point before scaling: w = S * (q - Z)."),
+        ((low, high), "Those are the codes. Decode them: w = S * (q - Z)."),
+    ], "Not quite. Split the byte into its low nibble (byte & 15) and high nibble (byte >> 4); "
+       "the low one is the first value; then w = S * (q - Z).",
+        same=lambda a, b: all(math.isclose(x, y, abs_tol=1e-6) for x, y in zip(a, b, strict=True)))

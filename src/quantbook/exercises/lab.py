@@ -38,7 +38,7 @@ import numpy as np
 
 from quantbook import formats
 
-__all__ = ["TASKS", "MAX_POINTS", "Task", "inputs", "homework3_inputs", "seed_of", "public_tests"]
+__all__ = ["TASKS", "TOTAL_POINTS", "Task", "inputs", "homework3_inputs", "seed_of", "public_tests"]
 
 
 class Task(NamedTuple):
@@ -60,7 +60,7 @@ TASKS = MappingProxyType({
     10: Task("Binary embeddings and Hamming distance", 3, "6"),
     11: Task("Integer matmul and the rescale", 2, "7"),
 })
-MAX_POINTS = sum(task.points for task in TASKS.values())
+TOTAL_POINTS = sum(task.points for task in TASKS.values())
 
 
 def seed_of(student_id) -> int:
