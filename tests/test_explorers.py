@@ -60,12 +60,6 @@ def test_module_is_shipped_self_contained(cls, name):
     assert "max-width: 100%" in str(cls._css)
 
 
-def test_round_half_even_in_js_is_not_math_round():
-    src = resources.files("quantbook.explorers").joinpath("common.js").read_text()
-    body = src[src.index("function roundHalfEven"):src.index("function clamp")]
-    assert "r - v === 0.5" in body and "r - 1" in body
-
-
 # --- affine -----------------------------------------------------------------------------------
 
 

@@ -361,9 +361,11 @@ def _faiss_index(packed: np.ndarray, engine: str):
 
 
 def _best_k(s: np.ndarray, k: int, largest: bool):
-    """The k best entries of each row of ``s`` (n, m), best first, ties to the smaller id.
+    """The k best entries of each row of ``s`` (n, m), best first, ties to the smaller id:
+    (ids as int64, values), each (n, k), k <= m.
 
-    The same answer as :func:`quantbook.retrieval.top_k`, found with less work per row:
+    The answer of :func:`quantbook.retrieval.top_k` (``np.lexsort((j, -s))[:, :k]`` per row),
+    found with less work per row:
 
     1. a threshold t per row that at least k entries reach: cut the row into pieces of 64 and
        take the k-th best of the pieces' best values (k pieces hold an entry at least that good);
@@ -372,6 +374,8 @@ def _best_k(s: np.ndarray, k: int, largest: bool):
     3. sort the candidates by (row, value, id) and keep the first k of each row.
     """
     n, m = s.shape
+    if n == 0 or m == 0:
+        return np.zeros((n, k), dtype=np.int64), s[:, :k].copy()
     starts = np.arange(0, m, 64 if m >= 64 * k else max(1, m // k))
     if largest:
         piece = np.maximum.reduceat(s, starts, axis=1)
@@ -382,12 +386,22 @@ def _best_k(s: np.ndarray, k: int, largest: bool):
         t = np.partition(piece, k - 1, axis=1)[:, k - 1]
         flat = np.flatnonzero(s <= t[:, None])
     rows, cols = np.divmod(flat, m)
-    values = s.reshape(-1)[flat]
-    if largest:
-        key = -values.astype(np.int64) if values.dtype.kind in "iub" else -values
-    else:
-        key = values
-    order = np.lexsort((cols, key, rows))  # rows come out grouped, each best first
+    values = s[rows, cols]
+    order = np.lexsort((cols, _smaller_is_better(values, largest), rows))  # by row, best first
     first = np.searchsorted(rows, np.arange(n))  # nonzero gives rows sorted: where each begins
     pick = order[first[:, None] + np.arange(k)]
-    return cols[pick], values[pick]
+    return cols[pick].astype(np.int64, copy=False), values[pick]
+
+
+def _smaller_is_better(values: np.ndarray, largest: bool) -> np.ndarray:
+    """A sort key for a few values that puts the best first.
+
+    Floats are negated; integers are bit-inverted (``~v``, which is ``-v - 1`` for signed and
+    ``max - v`` for unsigned integers): the same order, with no overflow at int64's minimum or
+    above 2**63 in uint64.
+    """
+    if not largest:
+        return values
+    if values.dtype.kind == "b":
+        return ~values.astype(np.int8)
+    return ~values if values.dtype.kind in "iu" else -values

@@ -21,6 +21,7 @@ import numpy as np
 
 from quantbook._arrays import as_real_array, check_flag, check_integer, like, to_numpy
 from quantbook._index import Index as Index  # re-exported: quantbook.retrieval.Index
+from quantbook._index import _best_k
 from quantbook.embeddings import _as_packed_bytes, _unpack_sign_bits, hamming_distance
 
 
@@ -29,52 +30,92 @@ def _check_k(k, name: str = "k") -> int:
 
 
 def top_k(scores, k: int, largest: bool = True):
-    """The k best entries of each row of ``scores`` (n, m): (ids, values), best first.
+    r"""The k best entries of each row of ``scores`` (n, m): (ids, values), best first (chapter 6).
 
-    ``largest=True`` for similarities, ``False`` for distances. Ties go to the smaller id, also at
-    the k-th place, so the answer is unique. k larger than m gives all m.
+    Row i's ids, sorted best first with ties to the smaller id, cut after k:
+
+    .. math::  \mathrm{ids}_i = (j_1, \dots, j_k), \qquad
+               (-s_{ij_1}, j_1) < (-s_{ij_2}, j_2) < \dots < (-s_{ij_k}, j_k) <
+               (-s_{ij}, j) \ \text{for every other}\ j
+
+    (:math:`+s_{ij}` with ``largest=False``, for distances). The order is total, so the answer
+    is unique, also at the k-th place. k larger than m gives all m. It equals
+    ``np.lexsort((j, -s))[:, :k]``; the private helper ``quantbook._index._best_k`` (the search
+    index's engine too) finds it without sorting whole rows.
     """
     s = as_real_array(scores, "scores")
     k = _check_k(k)
     largest = check_flag(largest, "largest")
     if s.ndim != 2:
         raise ValueError(f"scores must be a 2-D (queries, corpus) array, got shape {s.shape}")
-    n, m = s.shape
-    k = min(k, m)
-    if n == 0 or m == 0:
-        return like(np.zeros((n, k), dtype=np.int64), scores), like(s[:, :k].copy(), scores)
-    # argpartition finds the k best in O(m), on the scores as they are (no full-size int64 or
-    # negated copy): the k largest end up last, the k smallest first.
-    if largest:
-        ids = np.argpartition(s, m - k, axis=1)[:, m - k :]
-        kth = np.take_along_axis(s, ids, axis=1).min(axis=1, keepdims=True)
-        best_or_tied = s >= kth
-    else:
-        ids = np.argpartition(s, k - 1, axis=1)[:, :k]
-        kth = np.take_along_axis(s, ids, axis=1).max(axis=1, keepdims=True)
-        best_or_tied = s <= kth
-    # Only rows where ties straddle the k-th place need an id-ordered pick among the tied.
-    for row in np.flatnonzero(best_or_tied.sum(axis=1) > k):
-        candidates = np.flatnonzero(best_or_tied[row])
-        order = np.lexsort((candidates, _smaller_is_better(s[row, candidates], largest)))
-        ids[row] = candidates[order[:k]]
-    order = np.lexsort((ids, _smaller_is_better(np.take_along_axis(s, ids, axis=1), largest)))
-    ids = np.take_along_axis(ids, order, axis=1).astype(np.int64)
-    return like(ids, scores), like(np.take_along_axis(s, ids, axis=1), scores)
+    ids, values = _best_k(s, min(k, s.shape[1]), largest)  # first k of lexsort((j, ∓s)), per row
+    return like(ids, scores), like(values, scores)
 
 
-def _smaller_is_better(values: np.ndarray, largest: bool) -> np.ndarray:
-    """A sort key for a few values that puts the best first.
+def integer_dot(a, b, block: int = 8192):
+    r"""Integer dot products with int32 accumulation, for int8 (or re-centred uint8) codes
+    (chapter 6).
 
-    Floats are negated; integers are bit-inverted (``~v``, which is ``-v - 1`` for signed and
-    ``max - v`` for unsigned integers): the same order, with no overflow at int64's minimum or
-    above 2**63 in uint64.
+    .. math::  s_{ij} = \sum_k a_{ik}\, b_{jk}
+
+    uint8 codes are re-centred first, :math:`a \leftarrow 2a - 255` (odd integers, exactly
+    :math:`255\,\hat{x}` for the fixed-range scheme). The result is bit-identical to
+    ``a.astype(int32) @ b.astype(int32).T``; only the speed differs. NumPy has no integer
+    matrix-multiply kernel (no BLAS), so the sums are computed with float BLAS in a float type
+    that holds every one of them exactly (:math:`\max|a| \cdot \max|b| \cdot d < 2^{24}` for
+    float32, :math:`< 2^{53}` for float64), ``block`` rows of ``b`` at a time (speed and memory
+    only: see ``_exact_row_blocks``).
     """
-    if not largest:
-        return values
-    if values.dtype.kind == "b":
-        return ~values.astype(np.int8)
-    return ~values if values.dtype.kind in "iu" else -values
+    ia, ib = as_real_array(a, "a"), as_real_array(b, "b")
+    block = check_integer(block, "block", 1)
+    _check_codes(ia, "a")
+    _check_codes(ib, "b")
+    if ia.shape[-1] != ib.shape[-1]:
+        raise ValueError(f"a and b must have the same dimension, got {ia.shape} and {ib.shape}")
+    exact = _exact_float_type(ia, ib)  # float32 or float64: every sum an exact integer
+    fa = _centred(ia, np.empty(ia.shape, exact))
+    s = np.empty(ia.shape[:-1] + ib.shape[:-1], dtype=np.int32)
+    for columns, fb in _exact_row_blocks(ib, exact, block):
+        s[columns] = fa @ fb.T  # s_ij = Σ_k a_ik b_jk, exact
+    return like(s[()], a, b)  # s[()]: a NumPy scalar for two single vectors, as np.dot
+
+
+def _check_codes(v: np.ndarray, name: str) -> None:
+    if v.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer codes (int8 or uint8), got dtype {v.dtype}")
+    if v.ndim not in (1, 2):
+        raise ValueError(f"{name} must be a 1-D or 2-D array of codes, got shape {v.shape}")
+
+
+# --- the fast paths: the same answers, with less work -------------------------------------------
+def _exact_float_type(a: np.ndarray, b: np.ndarray) -> type:
+    """float32 if every dot product of (re-centred) codes is below 2**24, else float64.
+
+    Any order of summation then gives the exact integer (every partial sum is one too). Sums
+    that int32 cannot hold are a ``ValueError``.
+    """
+    bound = _largest_magnitude(a) * _largest_magnitude(b) * a.shape[-1]
+    if bound >= 2**31:
+        raise ValueError("the dot products would overflow int32 accumulation")
+    return np.float32 if bound < 2**24 else np.float64
+
+
+def _exact_row_blocks(b: np.ndarray, ftype: type, block: int):
+    """The rows of ``b`` as exact floats (re-centred), ``block`` rows at a time.
+
+    Yields (where, floats): ``where`` indexes the columns of the result those rows fill. The rows
+    are converted into one reused buffer (12 MB for d = 384 and 8192 rows; no page faults)
+    instead of int32 and float copies 4x the size of the codes; few blocks, because each one is
+    a BLAS call. A single vector ``b`` is one block.
+    """
+    if b.ndim == 1:
+        yield ..., _centred(b, np.empty(b.shape, ftype))
+        return
+    rows = np.empty((min(block, b.shape[0]), b.shape[1]), dtype=ftype)
+    for start in range(0, b.shape[0], block):
+        yield (..., slice(start, start + block)), _centred(
+            b[start : start + block], rows[: b.shape[0] - start]
+        )
 
 
 def _centred(codes: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -95,44 +136,6 @@ def _largest_magnitude(codes: np.ndarray) -> int:
     if codes.dtype == np.uint8:
         low, high = 2 * low - 255, 2 * high - 255
     return max(abs(low), abs(high))
-
-
-def integer_dot(a, b, block: int = 8192):
-    r"""Integer dot products with int32 accumulation, for int8 (or re-centred uint8) codes
-    (chapter 6).
-
-    .. math::  s_{ij} = \sum_k a_{ik}\, b_{jk}
-
-    NumPy has no integer matrix-multiply kernel (no BLAS), so the exact integer sums are computed
-    with float BLAS when no sum can leave the range where floats hold integers exactly
-    (:math:`\max|a| \cdot \max|b| \cdot d < 2^{24}` for float32, :math:`< 2^{53}` for float64). The
-    result is bit-identical to ``a.astype(int32) @ b.astype(int32).T``; only the speed differs. The
-    rows of ``b`` are converted ``block`` at a time into one reused buffer (12 MB for d = 384),
-    instead of int32 and float copies 4x the size of the codes; few blocks, because each one is a
-    BLAS call.
-    """
-    ia, ib = as_real_array(a, "a"), as_real_array(b, "b")
-    block = check_integer(block, "block", 1)
-    for v, n in ((ia, "a"), (ib, "b")):
-        if v.dtype.kind not in "iu":
-            raise TypeError(f"{n} must hold integer codes (int8 or uint8), got dtype {v.dtype}")
-        if v.ndim not in (1, 2):
-            raise ValueError(f"{n} must be a 1-D or 2-D array of codes, got shape {v.shape}")
-    if ia.shape[-1] != ib.shape[-1]:
-        raise ValueError(f"a and b must have the same dimension, got {ia.shape} and {ib.shape}")
-    bound = _largest_magnitude(ia) * _largest_magnitude(ib) * ia.shape[-1]
-    if bound >= 2**31:
-        raise ValueError("the dot products would overflow int32 accumulation")
-    ftype = np.float32 if bound < 2**24 else np.float64
-    fa = _centred(ia, np.empty(ia.shape, ftype))
-    if ib.ndim != 2:
-        return like((fa @ _centred(ib, np.empty(ib.shape, ftype)).T).astype(np.int32), a, b)
-    out = np.empty(fa.shape[:-1] + (ib.shape[0],), dtype=np.int32)
-    rows = np.empty((min(block, ib.shape[0]), ib.shape[-1]), dtype=ftype)  # reused: no page faults
-    for start in range(0, ib.shape[0], block):
-        part = _centred(ib[start : start + block], rows[: ib.shape[0] - start])
-        out[..., start : start + block] = fa @ part.T
-    return like(out, a, b)
 
 
 def dot_scores(queries, corpus):

@@ -50,6 +50,16 @@ def _real(a, name: str, ndim: int, what: str) -> np.ndarray:
     return arr
 
 
+def _plus_bias(y: np.ndarray, bias, out_features: int) -> np.ndarray:
+    """``y + b`` for a bias of shape (out_features,), or ``y`` when there is none."""
+    if bias is None:
+        return y
+    b = _real(bias, "bias", 1, "1-D, one bias per output")
+    if b.shape != (out_features,):
+        raise ValueError(f"bias must have shape ({out_features},), got {b.shape}")
+    return y + b
+
+
 def activation_absmax(x):
     """Largest magnitude of every input channel over all tokens (SmoothQuant's ``act_scales``).
 
@@ -197,12 +207,7 @@ def w8a8_linear(x, w, bias=None, x_scale=None, per_channel: bool = False, bits: 
     acc = integer_product(qx, qw)                                  # exact integers
     sw = np.asarray(sw, dtype=np.float64).reshape(1, -1) if per_channel else float(sw)
     y = acc * (sx * sw)
-    if bias is not None:
-        b = _real(bias, "bias", 1, "1-D, one bias per output")
-        if b.shape != (wa.shape[0],):
-            raise ValueError(f"bias must have shape ({wa.shape[0]},), got {b.shape}")
-        y = y + b
-    return like(y.astype(np.float32), x, w)
+    return like(_plus_bias(y, bias, wa.shape[0]).astype(np.float32), x, w)
 
 
 def outlier_columns(x, threshold: float = LLM_INT8_THRESHOLD):
@@ -247,9 +252,4 @@ def int8_decomposition_linear(x, w, bias=None, threshold: float = LLM_INT8_THRES
         acc = integer_product(qx, qw)
         sx64 = np.asarray(sx, np.float64).reshape(-1, 1)
         y = y + acc * sx64 * np.asarray(sw, np.float64).reshape(1, -1)
-    if bias is not None:
-        b = _real(bias, "bias", 1, "1-D, one bias per output")
-        if b.shape != (wa.shape[0],):
-            raise ValueError(f"bias must have shape ({wa.shape[0]},), got {b.shape}")
-        y = y + b
-    return like(y.astype(np.float32), x, w)
+    return like(_plus_bias(y, bias, wa.shape[0]).astype(np.float32), x, w)

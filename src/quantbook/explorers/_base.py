@@ -137,6 +137,40 @@ class Explorer(anywidget.AnyWidget):
             display(data, metadata=metadata, raw=True)
 
 
+class BlockPoolExplorer(Explorer):
+    """An explorer that steps through a pool of sample blocks of real weights.
+
+    ``pool`` (synced) holds the blocks (from :func:`sample_blocks`), ``block`` (synced) which of
+    them is shown. Setting ``block`` copies that block into the trait named by ``_shows`` (the
+    shown values or bytes); editing that trait away from the block sets ``block`` to -1 (typed
+    or dragged). Subclasses declare ``pool`` with their element type and name ``_shows``.
+    """
+
+    _shows = "values"
+    block = traitlets.Int(-1).tag(sync=True)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.observe(self._edited, names=self._shows)
+
+    @traitlets.validate("block")
+    def _valid_block(self, proposal):
+        b = proposal["value"]
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not (
+                -1 <= b < len(self.pool)):
+            raise ExplorerError(f"block must be -1 or an index into pool, got {b!r}")
+        return int(b)
+
+    @traitlets.observe("block")
+    def _show_block(self, change):
+        if self._ready and change["new"] >= 0:
+            setattr(self, self._shows, self.pool[change["new"]])
+
+    def _edited(self, change):
+        if self._ready and self.block >= 0 and change["new"] != self.pool[self.block]:
+            self.block = -1
+
+
 FALLBACK_NOTE = (
     "The live explorer needs JavaScript and shows here when it runs. Without it, this is its "
     "starting state, computed by quantbook."
@@ -222,3 +256,32 @@ def finite_or_none(v):
 def as_list(a: np.ndarray) -> list:
     """float32 values as Python floats: JSON carries them exactly (each is a float64 too)."""
     return np.asarray(a, dtype=np.float64).tolist()
+
+
+def real_floats(x, name: str) -> np.ndarray:
+    """``x`` as float32, its shape kept, checked: real numbers (bool, int, float), finite."""
+    a = to_numpy(x, name)
+    if a.dtype.kind not in "fiub":
+        raise ExplorerTypeError(f"{name} must be real numbers, got dtype {a.dtype}")
+    a = np.asarray(a, dtype=np.float32)
+    check_finite(a, name)
+    return a
+
+
+def sample_blocks(weights, size: int, seed: int, blocks: int) -> np.ndarray:
+    """``blocks`` aligned blocks of ``size`` consecutive weights, picked with ``seed``: (k, size)
+    float32, k = min(blocks, blocks available).
+
+    The last axis of ``weights`` is cut into aligned blocks of ``size``, as a block format stores
+    it (the flattened array when the last axis is not a multiple of ``size``).
+    """
+    w = real_floats(weights, "weights")
+    rows = w.reshape(-1, w.shape[-1]) if w.ndim and w.shape[-1] % size == 0 else w.reshape(1, -1)
+    per_row = rows.shape[1] // size
+    if per_row == 0:
+        raise ExplorerError(f"weights must hold at least {size} values, got {w.size}")
+    if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
+        raise ExplorerError(f"blocks must be a positive integer, got {blocks!r}")
+    cut = rows[:, :per_row * size].reshape(-1, size)
+    rng = np.random.default_rng(seed)
+    return cut[rng.choice(cut.shape[0], size=min(int(blocks), cut.shape[0]), replace=False)]

@@ -128,6 +128,21 @@ function choice(prefix, labelText, options, value, name) {
   return { wrap, select };
 }
 
+// The choice of a sample block from the explorer's pool (BlockPoolExplorer in Python): block i
+// sets the trait `shows` to pool[i]; "-1" (`editedText`) stands for values given or edited.
+// `onChoose` runs first. The wrap is null when the pool is empty (nothing to choose).
+function poolChoice(model, prefix, labelText, shows, editedText, blockText, onChoose = () => {}) {
+  const pool = model.get("pool");
+  const options = [["-1", editedText], ...pool.map((_, i) => [String(i), `${blockText} ${i + 1}`])];
+  const c = choice(prefix, labelText, options, String(model.get("block")), "block");
+  c.select.addEventListener("change", () => {
+    const b = Number(c.select.value);
+    onChoose();
+    setTraits(model, b >= 0 ? { block: b, [shows]: pool[b] } : { block: -1 });
+  });
+  return { wrap: pool.length ? c.wrap : null, select: c.select };
+}
+
 // A labelled numeric or text field.
 function field(prefix, labelText, attrs) {
   const id = nextId(prefix);

@@ -156,12 +156,13 @@ function kqParseHex(text) {
 function render({ model, el }) {
   const root = h("div", { class: "qb-explorer qb-kquant", "data-explorer": "kquant" });
   const title = h("div", { class: "qb-title", text: "Q4_K super-block: 256 weights in 144 bytes" });
-  const pool = model.get("pool");
-  const blockChoice = choice("kq-block", "super-block", [["-1", "bytes given / typed"], ...pool.map((_, i) => [String(i), `encoded block ${i + 1}`])], String(model.get("block")), "block");
+  const blockChoice = poolChoice(model, "kq-block", "super-block", "raw", "bytes given / typed", "encoded block", () => {
+    inputError = null;
+  });
   const weightField = field("kq-weight", "weight (0-255)", { type: "number", min: "0", max: "255", step: "1", name: "weight", class: "qb-number" });
   const rawField = field("kq-raw", "bytes (hex)", { type: "text", name: "raw", class: "qb-text", spellcheck: "false" });
   const random = h("button", { type: "button", class: "qb-button", "data-control": "random", text: "random bytes" });
-  const controls = h("div", { class: "qb-controls" }, pool.length ? blockChoice.wrap : null, weightField.wrap, rawField.wrap, random);
+  const controls = h("div", { class: "qb-controls" }, blockChoice.wrap, weightField.wrap, rawField.wrap, random);
   const message = h("p", { class: "qb-error", role: "alert" });
   const mapLabel = h("div", { class: "qb-legend", text: "The 256 decoded weights, one row per sub-block of 32 (orange positive, blue negative, darker is larger, grey not finite; click one):" });
   const plot = canvasPanel("The 256 decoded weights of the super-block, one row per sub-block of 32; click a weight to inspect it", 8 * 15 + 12);
@@ -312,12 +313,6 @@ function render({ model, el }) {
     performance.mark("qb-redraw-end");
   }
 
-  blockChoice.select.addEventListener("change", () => {
-    const b = Number(blockChoice.select.value);
-    inputError = null;
-    if (b >= 0) setTraits(model, { block: b, raw: pool[b] });
-    else setTraits(model, { block: -1 });
-  });
   weightField.input.addEventListener("input", () => {
     const text = weightField.input.value.trim();
     const v = Number(text);

@@ -8,9 +8,16 @@ import numpy as np
 import traitlets
 
 from quantbook import formats, kquants
-from quantbook._arrays import check_finite, to_numpy
+from quantbook._arrays import to_numpy
 from quantbook._blocks import read_float16
-from quantbook.explorers._base import Explorer, ExplorerError, ExplorerTypeError, fmt_number
+from quantbook.explorers._base import (
+    BlockPoolExplorer,
+    Explorer,
+    ExplorerError,
+    ExplorerTypeError,
+    fmt_number,
+    sample_blocks,
+)
 
 N_WEIGHTS = kquants.QK_K  # 256 weights per super-block
 N_BYTES = kquants.Q4_K_BYTES  # 144 bytes: d, dmin (fp16), 12 scale bytes, 128 bytes of nibbles
@@ -114,7 +121,7 @@ def kquant_state(raw, weight: int) -> dict:
     }
 
 
-class KQuantExplorer(Explorer):
+class KQuantExplorer(BlockPoolExplorer):
     """One Q4_K super-block (256 weights in 144 bytes) as a byte map.
 
     Click a weight (or type its index, or click a byte) to see which bytes and bits hold its
@@ -139,7 +146,7 @@ class KQuantExplorer(Explorer):
     raw = traitlets.List(traitlets.Int()).tag(sync=True)
     weight = traitlets.Int(0).tag(sync=True)
     pool = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)
-    block = traitlets.Int(-1).tag(sync=True)
+    _shows = "raw"  # a pool block shown goes into raw
 
     def __init__(self, raw=None, *, weights=None, seed=0, blocks=POOL_BLOCKS, weight=0):
         if (raw is None) == (weights is None):
@@ -159,24 +166,6 @@ class KQuantExplorer(Explorer):
     @traitlets.validate("weight")
     def _valid_weight(self, proposal):
         return _check_weight(proposal["value"])
-
-    @traitlets.validate("block")
-    def _valid_block(self, proposal):
-        b = proposal["value"]
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not (
-                -1 <= b < len(self.pool)):
-            raise ExplorerError(f"block must be -1 or an index into pool, got {b!r}")
-        return int(b)
-
-    @traitlets.observe("block")
-    def _show_block(self, change):
-        if self._ready and change["new"] >= 0:
-            self.raw = self.pool[change["new"]]
-
-    @traitlets.observe("raw")
-    def _edited(self, change):
-        if self._ready and self.block >= 0 and self.raw != self.pool[self.block]:
-            self.block = -1
 
     def state(self) -> dict:
         """The browser's ``data-state``, computed with quantbook.kquants and formats."""
@@ -215,24 +204,11 @@ def _bytes_of(pieces) -> str:
 
 
 def encoded_blocks(weights, seed: int, blocks: int) -> list[list[int]]:
-    """``blocks`` aligned super-blocks of 256 consecutive weights, picked with ``seed`` and
-    encoded with ``formats.encode_q4_k``, as lists of 144 ints."""
-    w = to_numpy(weights, "weights")
-    if w.dtype.kind not in "fiu":
-        raise ExplorerTypeError(f"weights must be real numbers, got dtype {w.dtype}")
-    w = np.asarray(w, dtype=np.float32)
-    check_finite(w, "weights")
-    rows = (w.reshape(-1, w.shape[-1]) if w.ndim and w.shape[-1] % N_WEIGHTS == 0
-            else w.reshape(1, -1))
-    per_row = rows.shape[1] // N_WEIGHTS
-    if per_row == 0:
-        raise ExplorerError(f"weights must hold at least {N_WEIGHTS} values, got {w.size}")
-    if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
-        raise ExplorerError(f"blocks must be a positive integer, got {blocks!r}")
-    cut = rows[:, :per_row * N_WEIGHTS].reshape(-1, N_WEIGHTS)
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(cut.shape[0], size=min(int(blocks), cut.shape[0]), replace=False)
-    return [formats.encode_q4_k(cut[i]).tolist() for i in pick]
+    """``blocks`` aligned super-blocks of 256 consecutive weights, picked with ``seed``
+    (:func:`~quantbook.explorers._base.sample_blocks`) and encoded with ``formats.encode_q4_k``,
+    as lists of 144 ints."""
+    picked = sample_blocks(weights, N_WEIGHTS, seed, blocks)
+    return [formats.encode_q4_k(b).tolist() for b in picked]
 
 
 def _check_raw(raw) -> list[int]:

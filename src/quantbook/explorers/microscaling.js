@@ -143,11 +143,10 @@ function render({ model, el }) {
   const root = h("div", { class: "qb-explorer", "data-explorer": "microscaling" });
   const title = h("div", { class: "qb-title", text: "Microscaling: 32 values, shared scales, 4-bit codes" });
   const format = choice("mx-format", "format", [["mxfp4", "MXFP4 (E8M0 scale per 32)"], ["nvfp4", "NVFP4 (E4M3 scale per 16)"]], model.get("format"), "format");
-  const pool = model.get("pool");
-  const blockChoice = choice("mx-block", "weights", [["-1", "typed / dragged"], ...pool.map((_, i) => [String(i), `sample block ${i + 1}`])], String(model.get("block")), "block");
+  const blockChoice = poolChoice(model, "mx-block", "weights", "values", "typed / dragged", "sample block");
   const amax = field("mx-amax", "tensor amax", { type: "number", step: "any", min: "0", name: "tensor_amax", class: "qb-number" });
   const text = field("mx-values", "values", { type: "text", name: "values", class: "qb-text", spellcheck: "false" });
-  const controls = h("div", { class: "qb-controls" }, format.wrap, pool.length ? blockChoice.wrap : null, amax.wrap, text.wrap);
+  const controls = h("div", { class: "qb-controls" }, format.wrap, blockChoice.wrap, amax.wrap, text.wrap);
   const message = h("p", { class: "qb-error", role: "alert" });
   const scales = h("div", { class: "qb-legend", "aria-live": "polite" });
   const plot = canvasPanel("The 32 values (dots), their decoded values (bars) and each block's E2M1 grid (lines); drag a column to change its value", 200);
@@ -261,11 +260,6 @@ function render({ model, el }) {
   }
 
   format.select.addEventListener("change", () => setTraits(model, { format: format.select.value }));
-  blockChoice.select.addEventListener("change", () => {
-    const b = Number(blockChoice.select.value);
-    if (b >= 0) setTraits(model, { block: b, values: pool[b] });
-    else setTraits(model, { block: -1 });
-  });
   amax.input.addEventListener("change", () => {
     const v = f32(Number(amax.input.value));
     if (amax.input.value.trim() !== "" && Number.isFinite(v) && v >= 0) {

@@ -9,6 +9,7 @@ import numpy as np
 import traitlets
 
 from quantbook.explorers._base import (
+    BlockPoolExplorer,
     Explorer,
     ExplorerError,
     ExplorerTypeError,
@@ -16,6 +17,8 @@ from quantbook.explorers._base import (
     check_choice,
     finite_or_none,
     fmt_number,
+    real_floats,
+    sample_blocks,
 )
 
 N_VALUES = 32
@@ -157,7 +160,7 @@ def microscaling_state(values, fmt: str, tensor_amax: float) -> dict:
     }
 
 
-class MicroscalingExplorer(Explorer):
+class MicroscalingExplorer(BlockPoolExplorer):
     r"""32 values in MXFP4 or NVFP4: the shared scale, the E2M1 grid it implies, every code
     (chapter 8).
 
@@ -198,14 +201,14 @@ class MicroscalingExplorer(Explorer):
     format = traitlets.Unicode("mxfp4").tag(sync=True)
     tensor_amax = traitlets.Float(1.0).tag(sync=True)
     pool = traitlets.List(traitlets.List(traitlets.Float())).tag(sync=True)
-    block = traitlets.Int(-1).tag(sync=True)
+    _shows = "values"  # a pool block shown goes into values
 
     def __init__(self, values=None, *, weights=None, format="mxfp4", tensor_amax=None,  # noqa: A002
                  seed=0, blocks=POOL_BLOCKS):
         pool = []
         if weights is not None:
-            pool = sample_blocks(weights, seed, blocks)
-            amax = max(float(np.max(np.abs(_floats(weights, "weights")))), 0.0)
+            pool = [as_list(b) for b in sample_blocks(weights, N_VALUES, seed, blocks)]
+            amax = max(float(np.max(np.abs(real_floats(weights, "weights")))), 0.0)
         if values is None:
             if not pool:
                 raise ValueError("values: give 32 values, or weights to draw them from")
@@ -231,25 +234,6 @@ class MicroscalingExplorer(Explorer):
     def _valid_amax(self, proposal):
         return _check_amax(proposal["value"])
 
-    @traitlets.validate("block")
-    def _valid_block(self, proposal):
-        b = proposal["value"]
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not (
-                -1 <= b < len(self.pool)):
-            raise ExplorerError(f"block must be -1 or an index into pool, got {b!r}")
-        return int(b)
-
-    @traitlets.observe("block")
-    def _show_block(self, change):
-        if self._ready and change["new"] >= 0:
-            self.values = self.pool[change["new"]]
-
-    @traitlets.observe("values")
-    def _edited(self, change):
-        # values that are not the chosen sample block any more: the block is "typed / dragged"
-        if self._ready and self.block >= 0 and self.values != self.pool[self.block]:
-            self.block = -1
-
     def state(self) -> dict:
         """The browser's ``data-state``, computed in Python with ml_dtypes."""
         return microscaling_state(self.values, self.format, self.tensor_amax)
@@ -272,37 +256,10 @@ class MicroscalingExplorer(Explorer):
                 ("Every element", ["i", "x", "code", "x̂", "x̂ − x"], rows))
 
 
-def sample_blocks(weights, seed: int, blocks: int) -> list[list[float]]:
-    """``blocks`` aligned blocks of 32 consecutive weights, picked with ``seed`` (float32)."""
-    w = _floats(weights, "weights")
-    rows = w.reshape(-1, w.shape[-1]) if w.ndim and w.shape[-1] % N_VALUES == 0 else w.reshape(
-        1, -1)
-    per_row = rows.shape[1] // N_VALUES
-    if per_row == 0:
-        raise ValueError(f"weights must hold at least {N_VALUES} values, got {w.size}")
-    cut = rows[:, :per_row * N_VALUES].reshape(-1, N_VALUES)
-    if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 1:
-        raise ValueError(f"blocks must be a positive integer, got {blocks!r}")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(cut.shape[0], size=min(int(blocks), cut.shape[0]), replace=False)
-    return [as_list(cut[i]) for i in pick]
-
-
-def _floats(a, name) -> np.ndarray:
-    from quantbook._arrays import check_finite, to_numpy
-
-    arr = to_numpy(a, name)
-    if arr.dtype.kind not in "fiub":
-        raise ExplorerTypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = np.asarray(arr, dtype=np.float32)
-    check_finite(arr, name)
-    return arr
-
-
 def _check_values(values) -> list[float]:
     if isinstance(values, str):
         raise ExplorerTypeError("values must be 32 numbers, got a string")
-    a = _floats(values, "values").ravel()
+    a = real_floats(values, "values").ravel()
     if a.size != N_VALUES:
         raise ExplorerError(f"values must be {N_VALUES} numbers (one MXFP4 block), got {a.size}")
     return as_list(a + np.float32(0))  # -0 as 0, as in the browser: JSON has no -0
