@@ -7,9 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from quantbook import data  # noqa: E402
+from quantbook import data, symmetric  # noqa: E402
 from quantbook import model as qm  # noqa: E402
-from quantbook import symmetric  # noqa: E402
 
 
 class Tiny(torch.nn.Module):

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from quantbook import blocks
+from quantbook import _blocks
 from quantbook._arrays import (
     FLOAT32_RANGE_TEXT,
     INT32_RANGE,
@@ -183,8 +183,8 @@ def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True, group_siz
 
     ``round`` is round half to even. ``scale`` and ``zero_point`` broadcast against ``x``
     (per-channel parameters), or against ``x`` grouped by ``group_size`` (per-group parameters
-    of shape ``(..., n / g, 1)``, see :mod:`quantbook.blocks`). Values outside the representable
-    range are clamped (that is the *clipping error*, see :func:`clipping_error`).
+    of shape ``(..., n / g, 1)``, as :func:`quantize_minmax` makes them). Values outside the
+    representable range are clamped (that is the *clipping error*, see :func:`clipping_error`).
 
     Returns
     -------
@@ -200,7 +200,7 @@ def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True, group_siz
     a = to_real(x, "x")
     s = _scale_array(scale)
     z = _zero_point_array(zero_point, qmin, qmax)
-    view = blocks.grouped(a, group_size)
+    view = _blocks.grouped(a, group_size)
     x_name = "x" if group_size is None else "x grouped by group_size"
     check_param_shape(s.shape, view.shape, "scale", x_name)
     check_param_shape(z.shape, view.shape, "zero_point", x_name)
@@ -212,7 +212,7 @@ def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True, group_siz
         return np.clip(t, qmin, qmax, out=t)    # clamp to [q_min, q_max]
 
     q = _in_cache_sized_pieces(codes, view, s, z, _container(signed))
-    return like(blocks.ungrouped(q, a.shape), x, scale, zero_point)
+    return like(_blocks.ungrouped(q, a.shape), x, scale, zero_point)
 
 
 def _in_cache_sized_pieces(formula, a: np.ndarray, s: np.ndarray, z: np.ndarray,
@@ -256,7 +256,7 @@ def dequantize(q, scale, zero_point, group_size=None):
     qa = _codes(q)
     s = _scale_array(scale)
     z = _zero_point_array(zero_point)
-    view = blocks.grouped(qa, group_size)
+    view = _blocks.grouped(qa, group_size)
     q_name = "q" if group_size is None else "q grouped by group_size"
     check_param_shape(s.shape, view.shape, "scale", q_name)
     check_param_shape(z.shape, view.shape, "zero_point", q_name)
@@ -264,7 +264,7 @@ def dequantize(q, scale, zero_point, group_size=None):
     with np.errstate(over="ignore"):
         x_hat = (s.astype(np.float32) * steps).astype(np.float32, copy=False)
     _check_no_overflow(x_hat, qa, s)
-    return like(blocks.ungrouped(x_hat, qa.shape), q, scale, zero_point)
+    return like(_blocks.ungrouped(x_hat, qa.shape), q, scale, zero_point)
 
 
 def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None:
@@ -281,21 +281,22 @@ def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None
 
 def quantize_minmax(x, bits: int = 8, signed: bool = True, axis=None, group_size=None):
     r"""Quantize with the data's own minimum and maximum as the range (chapter 2), per tensor,
-    per channel (``axis``) or per group (``group_size``), as :mod:`quantbook.blocks` defines them.
+    per channel (``axis``) or per group (``group_size``), as :func:`quantbook.symmetric.quantize`.
 
     .. math::  (S_B, Z_B) = \operatorname{qparams}(\min_{i \in B} x_i, \max_{i \in B} x_i),
                \qquad q_i = \operatorname{quantize}(x_i, S_B, Z_B) \quad (i \in B)
 
     Returns ``(q, scale, zero_point)``: per tensor a Python float and int (an empty ``x`` gives
-    ``(1.0, qmin)``), per channel or group arrays of the scale shape of :mod:`quantbook.blocks`
-    (dequantize per-group codes with the same ``group_size``).
+    ``(1.0, qmin)``), per channel or group arrays of the scale shapes that
+    :func:`quantbook.symmetric.quantize` gives (dequantize per-group codes with the same
+    ``group_size``).
     """
     a = to_real(x, "x")
     if axis is None and group_size is None:
         lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
     else:
-        lo = blocks.reduce(a, np.min, axis, group_size)
-        hi = blocks.reduce(a, np.max, axis, group_size)
+        lo = _blocks.reduce(a, np.min, axis, group_size)
+        hi = _blocks.reduce(a, np.max, axis, group_size)
     try:
         scale, zero_point = qparams(lo, hi, bits, signed)
     except ValueError as error:

@@ -3,7 +3,8 @@ chapter 4).
 
 Granularity: ``"per-tensor"`` (one scale), ``"per-channel"`` (one per slice along ``axis``, e.g.
 per output row of a weight matrix), ``"per-group"`` (one per ``group_size`` consecutive values
-along the last axis); the blocks, their scale shapes and counts are :mod:`quantbook.blocks`'s.
+along the last axis): blocks of shape (1, C) per row and (1, g) per group of a (R, C) matrix,
+with scales of shape (R, 1) and (R, C / g, 1) (``quantbook._blocks`` holds the whole table).
 Finer granularity lowers the error and costs extra bits for the scales: :func:`effective_bits`.
 
 Calibration: the range [lo, hi] fed to :func:`quantbook.affine.qparams` may be the data's
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantbook import affine, blocks, symmetric
+from quantbook import _blocks, affine, symmetric
 from quantbook._arrays import (
     check_bits,
     check_choice,
@@ -29,7 +30,7 @@ from quantbook._arrays import (
     to_real,
     work_dtype,
 )
-from quantbook.blocks import GRANULARITIES
+from quantbook._blocks import GRANULARITIES
 from quantbook.metrics import mse
 
 __all__ = [
@@ -63,7 +64,7 @@ def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size:
     ``axis`` is used per channel, ``group_size`` per group (groups along the last axis).
     """
     bits = check_bits(bits)
-    axis, group_size = blocks.from_granularity(granularity, axis, group_size)
+    axis, group_size = _blocks.from_granularity(granularity, axis, group_size)
     check_choice(scheme, "scheme", MAPPINGS)
     a = to_real(x, "x")
     if scheme == "symmetric":
@@ -96,10 +97,10 @@ def num_scales(shape, granularity: str = "per-tensor", group_size: int = 32,
 
     .. math::  1, \quad n_{axis}, \quad \frac{n}{g}
 
-    :func:`quantbook.blocks.num_scales` with the granularity given by name.
+    One scale per block of values: the number of blocks, the granularity given by name.
     """
-    axis, group_size = blocks.from_granularity(granularity, axis, group_size)
-    return blocks.num_scales(shape, axis, group_size)
+    axis, group_size = _blocks.from_granularity(granularity, axis, group_size)
+    return _blocks.num_scales(shape, axis, group_size)
 
 
 def effective_bits(bits: int, group_size, scale_bits: int = 16,

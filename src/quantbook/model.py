@@ -17,7 +17,8 @@ Biases, LayerNorms and embedding tables stay float32.
 Layout: ``nn.Linear.weight`` is (out_features, in_features). Per channel means one scale per
 output row (``axis=0``, blocks of shape (1, in)); per group means ``g`` consecutive weights of a
 row share a scale (``group_size=g``, blocks of shape (1, g): groups run along the input
-dimension, the dimension the matmul sums over). The blocks are :mod:`quantbook.blocks`'s.
+dimension, the dimension the matmul sums over). The blocks are those of the
+granularity table in ``quantbook._blocks``.
 
 ``torch`` is imported only inside the functions that need it.
 """
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quantbook import blocks, symmetric
+from quantbook import _blocks, symmetric
 from quantbook._arrays import (
     as_real_array,
     check_flag,
@@ -80,7 +81,7 @@ class Scheme:
     def granularity(self) -> str:
         if self.is_float:
             return "none"
-        name = blocks.granularity_name(self.axis, self.group_size)
+        name = _blocks.granularity_name(self.axis, self.group_size)
         return f"{name} ({self.group_size})" if self.group_size is not None else name
 
 
@@ -208,7 +209,7 @@ def weight_storage_bytes(shape, scheme) -> int:
                + 2\,n_{scales}
 
     Codes are packed along each row (two int4 codes per byte; an odd row is padded with one
-    nibble), :math:`n_{scales}` is :func:`quantbook.blocks.num_scales`: 1 (per tensor), out (per
+    nibble), :math:`n_{scales}` is the number of blocks: 1 (per tensor), out (per
     output row) or out·in/g (per group). The float32 scheme gives 4·out·in.
     """
     s = get_scheme(scheme)
@@ -219,7 +220,7 @@ def weight_storage_bytes(shape, scheme) -> int:
     if s.is_float:
         return 4 * out * inp
     codes = out * math.ceil(inp * s.bits / 8)
-    return codes + SCALE_BYTES * blocks.num_scales(shape, s.axis, s.group_size)
+    return codes + SCALE_BYTES * _blocks.num_scales(shape, s.axis, s.group_size)
 
 
 def linear_weight_bytes(model, scheme) -> int:

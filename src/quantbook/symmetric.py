@@ -12,7 +12,7 @@ at the price of never using the code -128. The *full* range [-128, 127]
 
 Granularity: one scale for the whole tensor (default), one per slice along ``axis``
 (per-channel), or one per ``group_size`` consecutive values along the last axis (per-group);
-the blocks and the shapes of their scales are those of :mod:`quantbook.blocks`.
+the blocks and the shapes of their scales are the package's one table (``quantbook._blocks``).
 
 A nonzero ``max|x|`` whose scale float32 cannot hold (it would round to 0 or to inf, e.g. for
 ``max|x| = 1e-45``) is a ``ValueError``, not a zero or infinite scale; a scale
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantbook import blocks
+from quantbook import _blocks
 from quantbook._arrays import (
     FLOAT32_RANGE_TEXT,
     check_bits,
@@ -66,8 +66,8 @@ def _levels(bits: int, restricted: bool) -> float:
 
 
 def _absmax(a: np.ndarray, axis, group_size):
-    """``max|x|`` per block (:func:`quantbook.blocks.reduce`): scalar, or the scale's shape."""
-    return blocks.reduce(np.abs(a), np.max, axis, group_size)
+    """``max|x|`` per block (``_blocks.reduce``): scalar, or the scale's shape."""
+    return _blocks.reduce(np.abs(a), np.max, axis, group_size)
 
 
 def _scale_from_absmax(absmax, bits: int, restricted: bool):
@@ -117,9 +117,9 @@ def _quantize(x, bits, axis, group_size, restricted):
     a = to_real(x, "x")
     a = a.astype(work_dtype(a), copy=False)
     scale = _scale_from_absmax(_absmax(a, axis, group_size), bits, restricted)
-    view = blocks.grouped(a, group_size)
+    view = _blocks.grouped(a, group_size)
     q = np.clip(np.rint(view / np.asarray(scale, a.dtype)), qmin, qmax).astype(np.int8)
-    q = blocks.ungrouped(q, a.shape)
+    q = _blocks.ungrouped(q, a.shape)
     return like(q, x), (scale if isinstance(scale, float) else like(scale, x))
 
 
@@ -184,10 +184,10 @@ def dequantize(q, scale, group_size=None):
         raise ValueError("q must hold integer codes within int32's range")
     s = check_scale(scale, "scale").astype(np.float32)
     with np.errstate(over="ignore"):
-        grouped = blocks.grouped(qa, group_size)
+        grouped = _blocks.grouped(qa, group_size)
         check_param_shape(s.shape, grouped.shape, "scale",
                           "q" if group_size is None else "q grouped by group_size")
-        x_hat = blocks.ungrouped(grouped.astype(np.float32) * s, qa.shape)
+        x_hat = _blocks.ungrouped(grouped.astype(np.float32) * s, qa.shape)
     if (qa.itemsize > 1 or (s.size and float(s.max()) > 2.0**110)) and x_hat.size and \
             not np.isfinite(x_hat).all():
         raise ValueError("scale * q exceeds float32's range: q or scale is too large for a "

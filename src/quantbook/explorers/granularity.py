@@ -7,7 +7,7 @@ import math
 import numpy as np
 import traitlets
 
-from quantbook.blocks import GRANULARITIES
+from quantbook._blocks import GRANULARITIES
 from quantbook.explorers._base import (
     Explorer,
     ExplorerError,
@@ -126,12 +126,12 @@ def with_outlier(w, outlier) -> np.ndarray:
 
 def granularity_state(w, granularity, group_size, outlier, bits) -> dict:
     """The granularity explorer's displayed values, computed with quantbook."""
-    from quantbook import blocks, metrics, symmetric
+    from quantbook import _blocks, metrics, symmetric
     from quantbook import granularity as gran
 
     a = with_outlier(w, outlier)
     rows, cols = a.shape
-    axis, group = blocks.from_granularity(granularity, 0, group_size)   # rows are channels
+    axis, group = _blocks.from_granularity(granularity, 0, group_size)   # rows are channels
     q, scale = symmetric.quantize(a, bits, axis=axis, group_size=group)
     x_hat = gran.fake_quantize(a, bits, granularity, group_size=group_size, axis=0)
     r = rows // 2
@@ -149,7 +149,7 @@ def granularity_state(w, granularity, group_size, outlier, bits) -> dict:
         "max_error": metrics.max_abs_error(a, x_hat),
         "sqnr_db": finite_or_none(metrics.sqnr_db(a, x_hat)),
         "bits_per_weight": gran.effective_bits(
-            bits, math.prod(blocks.block_size(a.shape, axis, group))  # values per scale
+            bits, math.prod(_blocks.block_size(a.shape, axis, group))  # values per scale
         ),
         "x": as_list(a[r, :SHOWN]),
         "q": np.asarray(q)[r, :SHOWN].astype(int).tolist(),
