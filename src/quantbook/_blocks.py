@@ -145,8 +145,8 @@ def grouped(a: np.ndarray, group_size=None) -> np.ndarray:
 
 
 def ungrouped(a: np.ndarray, shape) -> np.ndarray:
-    """The inverse of :func:`grouped`: back to the original ``shape``."""
-    return a.reshape(shape)
+    """The inverse of :func:`grouped`: back to the original ``shape`` (a NumPy scalar stays one)."""
+    return a if np.shape(a) == tuple(shape) else a.reshape(shape)
 
 
 def reduce(a: np.ndarray, function, axis=None, group_size=None, initial=0):

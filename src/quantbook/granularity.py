@@ -68,12 +68,12 @@ def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size:
     check_choice(scheme, "scheme", MAPPINGS)
     a = to_real(x, "x")
     if scheme == "symmetric":
-        x_hat = symmetric.fake_quantize(a, bits, axis=axis, group_size=group_size)
+        x_hat = to_numpy(symmetric.fake_quantize(a, bits, axis=axis, group_size=group_size))
     else:
         a = a.astype(work_dtype(a), copy=False)
         q, scale, zero_point = affine.quantize_minmax(a, bits, True, axis, group_size)
         x_hat = affine.dequantize(q, scale, zero_point, group_size)
-    return like(to_numpy(x_hat), x)
+    return like(x_hat, x)
 
 
 def granularity_errors(x, bits: int = 4, group_size: int = 32, axis: int = 0,
