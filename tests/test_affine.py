@@ -366,3 +366,27 @@ def test_docstring_examples():
 
     result = doctest.testmod(affine, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize(("axis", "group_size"), [(0, None), (1, None), (None, 4)])
+def test_quantize_minmax_per_channel_and_group_is_per_block_minmax(axis, group_size):
+    """Per channel or per group, quantize_minmax is quantize_minmax of each block on its own."""
+    x = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32) * [[1], [10], [0]]
+    q, s, z = affine.quantize_minmax(x, 4, True, axis, group_size)
+    x_hat = affine.dequantize(q, s, z, group_size)
+    if group_size:
+        pieces = [(r, slice(c, c + 4)) for r in range(3) for c in (0, 4)]
+    else:
+        pieces = [(r, slice(None)) for r in range(3)] if axis == 0 else \
+            [(slice(None), c) for c in range(8)]
+    for piece in pieces:
+        q_b, s_b, z_b = affine.quantize_minmax(x[piece], 4, True)
+        np.testing.assert_array_equal(q[piece], q_b)
+        np.testing.assert_allclose(x_hat[piece], affine.dequantize(q_b, s_b, z_b), rtol=1e-6)
+    xt = torch.from_numpy(x)
+    qt, st_, zt = affine.quantize_minmax(xt, 4, True, axis, group_size)
+    assert all(isinstance(v, torch.Tensor) for v in (qt, st_, zt))
+    assert torch.equal(affine.fake_quantize(xt, st_, zt, 4, True, group_size),
+                       torch.from_numpy(affine.fake_quantize(x, s, z, 4, True, group_size)))
+    with pytest.raises(ValueError, match="scale|group_size"):
+        affine.dequantize(q, s, z) if group_size else affine.quantize(x, s, z, group_size=3)

@@ -53,7 +53,7 @@ def test_per_channel_codes_hints(answer, hint, run):
 # --- Q4_1 bits per weight ---------------------------------------------------------------------
 
 def test_q4_1_answer_matches_the_package():
-    assert granularity.bits_per_weight(4, 32, scale_bits=16, zero_point_bits=16) == 5.0
+    assert granularity.effective_bits(4, 32, scale_bits=16, zero_point_bits=16) == 5.0
 
 
 @pytest.mark.parametrize("answer", [5, 5.0, "5", np.float32(5.0)])

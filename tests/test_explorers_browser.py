@@ -274,7 +274,7 @@ def check_granularity(ex: Explorer, w0: np.ndarray):
     assert close(st["mse"], metrics.mse(w, x_hat))
     assert st["max_error"] == metrics.max_abs_error(w, x_hat)
     per_scale = {"per-tensor": w.size, "per-channel": w.shape[1]}.get(kind, g)
-    assert st["bits_per_weight"] == granularity.bits_per_weight(bits, per_scale)
+    assert st["bits_per_weight"] == granularity.effective_bits(bits, per_scale)
     ex.remember(st, "granularity", "group_size", "outlier", "bits")
     return st
 

@@ -24,19 +24,19 @@ def weights():
     [((4, 32), 4.5), ((8, 32), 8.5), ((4, 128), 4.125), ((4, 64, 16, 16), 4.5),
      ((4, 32, 32), 5.0), ((3, 16, 16, 4), 4.25), ((4, None), 4.0)],
 )
-def test_bits_per_weight(args, expected):
-    assert granularity.bits_per_weight(*args) == expected
+def test_effective_bits(args, expected):
+    assert granularity.effective_bits(*args) == expected
 
 
-def test_bits_per_weight_bad_input():
+def test_effective_bits_bad_input():
     with pytest.raises(ValueError, match="group_size"):
-        granularity.bits_per_weight(4, 0)
+        granularity.effective_bits(4, 0)
     with pytest.raises(TypeError, match="group_size"):
-        granularity.bits_per_weight(4, 32.0)
+        granularity.effective_bits(4, 32.0)
     with pytest.raises(ValueError, match="scale_bits"):
-        granularity.bits_per_weight(4, 32, scale_bits=-1)
+        granularity.effective_bits(4, 32, scale_bits=-1)
     with pytest.raises(TypeError, match="bits"):
-        granularity.bits_per_weight(4.5, 32)
+        granularity.effective_bits(4.5, 32)
 
 
 def test_num_scales():
@@ -82,7 +82,7 @@ def test_fake_quantize_affine_per_group_small_exact():
 
 
 def test_granularity_errors_order(weights):
-    for scheme in granularity.SCHEMES:
+    for scheme in granularity.MAPPINGS:
         errors = granularity.granularity_errors(weights, bits=4, group_size=32, scheme=scheme)
         assert list(errors) == list(granularity.GRANULARITIES)
         assert errors["per-tensor"] > 2 * errors["per-channel"] > 2 * errors["per-group"]

@@ -201,7 +201,7 @@ TABLE: dict[Callable, Row] = {
                                         ("x", "group_size", "axis")),
     granularity.num_scales: Row(lambda x: {"shape": (4, 64), "granularity": "per-group",
                                            "group_size": 32, "axis": 0}, None),
-    granularity.bits_per_weight: Row(lambda x: {"bits": 4, "group_size": 32}, None),
+    granularity.effective_bits: Row(lambda x: {"bits": 4, "group_size": 32}, None),
     granularity.minmax_range: Row(lambda x: {"x": x}, "x"),
     granularity.absmax_range: Row(lambda x: {"x": x}, "x"),
     granularity.percentile_range: Row(lambda x: {"x": x, "p": 99.0}, "x"),
@@ -336,7 +336,6 @@ TABLE: dict[Callable, Row] = {
                                    None),
     model.model_size_bytes: Row(lambda x: {"model": _tiny_model(), "scheme": "int8-per-tensor"},
                                 None),
-    model.weight_fingerprint: Row(lambda x: {"model": _tiny_model()}, None),
 }
 
 IDS = {f: f"{f.__module__.rsplit('.', 1)[1]}.{f.__name__}" for f in TABLE}

@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from quantbook import data, symmetric  # noqa: E402
 from quantbook import model as qm  # noqa: E402
-from quantbook import symmetric  # noqa: E402
 
 
 class Tiny(torch.nn.Module):
@@ -181,9 +181,11 @@ def test_cache_name_changes_with_the_scheme():
     assert len(names) == len(qm.SCHEMES)
     assert qm.quantize_model(model, "float32")._quantbook_name == "tiny"
     assert model._quantbook_name == "tiny"
-    # The fingerprint follows the weights, not the object.
-    assert qm.weight_fingerprint(tiny()) == qm.weight_fingerprint(tiny())
-    assert qm.weight_fingerprint(tiny()) != qm.weight_fingerprint(tiny(seed=1))
+    # The rest of the cache key, data.model_fingerprint, follows the weights, not the object.
+    assert data.model_fingerprint(tiny()) == data.model_fingerprint(tiny())
+    assert data.model_fingerprint(tiny()) != data.model_fingerprint(tiny(seed=1))
+    assert data.model_fingerprint(qm.quantize_model(tiny(), "int4-group-32")) != \
+        data.model_fingerprint(tiny())
 
 
 @pytest.mark.slow

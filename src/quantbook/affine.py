@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from quantbook import _blocks
 from quantbook._arrays import (
     FLOAT32_RANGE_TEXT,
     INT32_RANGE,
@@ -174,19 +175,20 @@ def qparams(x_min, x_max, bits: int = 8, signed: bool = True):
     return like(scale, x_min, x_max), like(zero_point.astype(np.int64), x_min, x_max)
 
 
-def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
+def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True, group_size=None):
     r"""Real values to integer codes (chapter 2).
 
     .. math::  q = \operatorname{clamp}\big(\operatorname{round}(x / S) + Z,
                q_{min}, q_{max}\big)
 
     ``round`` is round half to even. ``scale`` and ``zero_point`` broadcast against ``x``
-    (per-channel or per-group parameters). Values outside the representable range are clamped
-    (that is the *clipping error*, see :func:`clipping_error`).
+    (per-channel parameters), or against ``x`` grouped by ``group_size`` (per-group parameters
+    of shape ``(..., n / g, 1)``, as :func:`quantize_minmax` makes them). Values outside the
+    representable range are clamped (that is the *clipping error*, see :func:`clipping_error`).
 
     Returns
     -------
-    q : int8 (signed) or uint8 (unsigned) array, or tensor if ``x`` was one.
+    q : int8 (signed) or uint8 (unsigned) array of ``x``'s shape, or tensor if ``x`` was one.
 
     Examples
     --------
@@ -198,24 +200,40 @@ def quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
     a = to_real(x, "x")
     s = _scale_array(scale)
     z = _zero_point_array(zero_point, qmin, qmax)
-    check_param_shape(s.shape, a.shape, "scale")
-    check_param_shape(z.shape, a.shape, "zero_point")
+    view = _blocks.grouped(a, group_size)
+    x_name = "x" if group_size is None else "x grouped by group_size"
+    check_param_shape(s.shape, view.shape, "scale", x_name)
+    check_param_shape(z.shape, view.shape, "zero_point", x_name)
+
+    def codes(x, s, z):
+        t = x / s
+        np.rint(t, out=t)                       # round(x / S), half to even
+        t += z                                  # + Z
+        return np.clip(t, qmin, qmax, out=t)    # clamp to [q_min, q_max]
+
+    q = _in_cache_sized_pieces(codes, view, s, z, _container(signed))
+    return like(_blocks.ungrouped(q, a.shape), x, scale, zero_point)
+
+
+def _in_cache_sized_pieces(formula, a: np.ndarray, s: np.ndarray, z: np.ndarray,
+                           container: type) -> np.ndarray:
+    """``formula(a, s, z)`` stored in ``container``, computed a few rows of ``a`` at a time.
+
+    The fast path of :func:`quantize`: about 2**16 values at a time make float temporaries of
+    256 KB that stay in the CPU cache, instead of four full-size ones (64 MB each for 2**24
+    float32 values) and four trips to memory. ``a`` computes in :func:`work_dtype` (float32
+    stays float32); ``s`` and ``z`` broadcast against it. A 0-d ``a`` gives a 0-d NumPy scalar.
+    """
     w = work_dtype(a)
     shape = a.shape
     # A 0-d input is worked on as one row of one value.
     a, s, z = (np.broadcast_to(v, shape or (1,)) for v in (a, s.astype(w), z.astype(w)))
-    q = np.empty(shape or (1,), _container(signed))
-    # Block by block: a 256 KB float buffer that stays in the CPU cache, instead of four
-    # full-size float temporaries (64 MB each for 2**24 float32 values) and four trips to memory.
-    for rows in _row_blocks(q.shape):
+    out = np.empty(shape or (1,), container)
+    for rows in _row_blocks(out.shape):
         with np.errstate(over="ignore"):  # |x/S| beyond float range is clamped anyway
-            t = np.divide(a[rows], s[rows], dtype=w)
-        np.rint(t, out=t)
-        t += z[rows]
-        np.clip(t, qmin, qmax, out=t)
-        q[rows] = t  # whole numbers in [qmin, qmax]: exact in int8/uint8
-    q = q.reshape(shape)
-    return like(q if shape else q[()], x, scale, zero_point)  # scalar in, NumPy scalar out
+            out[rows] = formula(a[rows].astype(w, copy=False), s[rows], z[rows])
+    out = out.reshape(shape)
+    return out if shape else out[()]  # scalar in, NumPy scalar out
 
 
 def _row_blocks(shape: tuple[int, ...], values: int = 1 << 16) -> list[slice]:
@@ -225,25 +243,28 @@ def _row_blocks(shape: tuple[int, ...], values: int = 1 << 16) -> list[slice]:
     return [slice(start, start + step) for start in range(0, shape[0], step)]
 
 
-def dequantize(q, scale, zero_point):
+def dequantize(q, scale, zero_point, group_size=None):
     r"""Integer codes back to real values (float32, chapter 2).
 
     .. math::  \hat{x} = S\,(q - Z)
 
     Computed as ``float32(S) * float32(q - Z)`` (what PyTorch 2.13 does for a float32 tensor).
     ``q`` holds whole numbers; ``scale`` and ``zero_point`` (an int32 number) broadcast against
-    it without growing it. A result beyond float32's range is a ``ValueError``.
+    it without growing it (per-group parameters: pass the ``group_size`` they were made with).
+    A result beyond float32's range is a ``ValueError``.
     """
     qa = _codes(q)
     s = _scale_array(scale)
     z = _zero_point_array(zero_point)
-    check_param_shape(s.shape, qa.shape, "scale", "q")
-    check_param_shape(z.shape, qa.shape, "zero_point", "q")
-    steps = np.subtract(qa, z, dtype=np.float32)  # exact: codes and zero points are small ints
+    view = _blocks.grouped(qa, group_size)
+    q_name = "q" if group_size is None else "q grouped by group_size"
+    check_param_shape(s.shape, view.shape, "scale", q_name)
+    check_param_shape(z.shape, view.shape, "zero_point", q_name)
+    steps = np.subtract(view, z, dtype=np.float32)  # exact: codes and zero points are small ints
     with np.errstate(over="ignore"):
         x_hat = (s.astype(np.float32) * steps).astype(np.float32, copy=False)
     _check_no_overflow(x_hat, qa, s)
-    return like(x_hat, q, scale, zero_point)
+    return like(_blocks.ungrouped(x_hat, qa.shape), q, scale, zero_point)
 
 
 def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None:
@@ -258,32 +279,44 @@ def _check_no_overflow(x_hat: np.ndarray, qa: np.ndarray, s: np.ndarray) -> None
         )
 
 
-def quantize_minmax(x, bits: int = 8, signed: bool = True):
-    r"""Quantize with the tensor's own minimum and maximum as the range (chapter 2).
+def quantize_minmax(x, bits: int = 8, signed: bool = True, axis=None, group_size=None):
+    r"""Quantize with the data's own minimum and maximum as the range (chapter 2), per tensor,
+    per channel (``axis``) or per group (``group_size``), as :func:`quantbook.symmetric.quantize`.
 
-    .. math::  (S, Z) = \operatorname{qparams}(\min x, \max x), \qquad
-               q = \operatorname{quantize}(x, S, Z)
+    .. math::  (S_B, Z_B) = \operatorname{qparams}(\min_{i \in B} x_i, \max_{i \in B} x_i),
+               \qquad q_i = \operatorname{quantize}(x_i, S_B, Z_B) \quad (i \in B)
 
-    Returns ``(q, scale, zero_point)``; an empty ``x`` gives an empty ``q`` with ``(1.0, qmin)``.
+    Returns ``(q, scale, zero_point)``: per tensor a Python float and int (an empty ``x`` gives
+    ``(1.0, qmin)``), per channel or group arrays of the scale shapes that
+    :func:`quantbook.symmetric.quantize` gives (dequantize per-group codes with the same
+    ``group_size``).
     """
     a = to_real(x, "x")
-    lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
+    if axis is None and group_size is None:
+        lo, hi = (a.min(), a.max()) if a.size else (0.0, 0.0)
+    else:
+        lo = _blocks.reduce(a, np.min, axis, group_size)
+        hi = _blocks.reduce(a, np.max, axis, group_size)
     try:
         scale, zero_point = qparams(lo, hi, bits, signed)
     except ValueError as error:
         if "x_min and x_max" not in str(error):
             raise
-        raise ValueError(f"x spans [{lo:g}, {hi:g}]: {error}") from None
-    return quantize(x, scale, zero_point, bits, signed), scale, zero_point
+        raise ValueError(f"x spans [{np.min(lo):g}, {np.max(hi):g}]: {error}") from None
+    q = quantize(x, scale, zero_point, bits, signed, group_size)
+    if isinstance(scale, float):
+        return q, scale, zero_point
+    return q, like(to_numpy(scale), x), like(to_numpy(zero_point), x)
 
 
-def fake_quantize(x, scale, zero_point, bits: int = 8, signed: bool = True):
+def fake_quantize(x, scale, zero_point, bits: int = 8, signed: bool = True, group_size=None):
     r"""Quantize then dequantize ("fake quantization"): what the network sees after rounding
     (chapter 2).
 
     .. math::  \hat{x} = S\,(\operatorname{quantize}(x) - Z)
     """
-    return dequantize(quantize(x, scale, zero_point, bits, signed), scale, zero_point)
+    q = quantize(x, scale, zero_point, bits, signed, group_size)
+    return dequantize(q, scale, zero_point, group_size)
 
 
 def representable_range(scale, zero_point, bits: int = 8, signed: bool = True):

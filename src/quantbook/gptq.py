@@ -40,6 +40,7 @@ import hashlib
 
 import numpy as np
 
+from quantbook import _blocks
 from quantbook._arrays import check_bits, check_finite, like, to_numpy
 
 __all__ = [
@@ -67,13 +68,10 @@ def _matrix(a, name: str, what: str) -> np.ndarray:
 
 
 def _check_group_size(group_size, n_in: int) -> int | None:
+    """None (one grid per row) or a group size that divides ``n_in`` (blocks of (1, g))."""
     if group_size is None:
         return None
-    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)):
-        raise TypeError(f"group_size must be None or a positive integer, got {group_size!r}")
-    if not 1 <= group_size <= n_in:
-        raise ValueError(f"group_size must be from 1 to in_features={n_in}, got {group_size}")
-    return int(group_size)
+    return _blocks.block_size((1, n_in), group_size=group_size)[-1]
 
 
 def grid(w, bits: int = 4):
@@ -114,18 +112,19 @@ def round_to_nearest(w, bits: int = 4, group_size=None):
     .. math::  \\hat W_{r, G} = \\operatorname{quantize\\_to\\_grid}(W_{r,G}; S_{r,G}, Z_{r,G})
 
     One grid (:func:`grid`) per output row, or per ``group_size`` consecutive inputs of a row
-    (the last group may be shorter, as in the reference). ``w`` is (out, in); returns float32 of
+    (blocks of shape (1, g), as everywhere in the package; ``g`` must divide in_features, where the
+    reference would also accept a shorter last group). ``w`` is (out, in); returns float32 of
     ``w``'s shape (a tensor if a tensor came in).
     """
     bits = check_bits(bits)
     a = _matrix(w, "w", "(out_features, in_features) weight")
-    g = _check_group_size(group_size, a.shape[1]) or max(a.shape[1], 1)
-    out = np.empty_like(a)
-    for start in range(0, a.shape[1], g):
-        cols = a[:, start:start + g]
-        scale, zero = grid(cols, bits)
-        out[:, start:start + g] = quantize_to_grid(cols, scale, zero, bits)
-    return like(out.astype(np.float32), w)
+    groups = _blocks.grouped(a, _check_group_size(group_size, a.shape[1]))
+    if a.size == 0:
+        return like(a.astype(np.float32), w)
+    rows = groups.reshape(-1, groups.shape[-1])   # one row per grid: a weight row or a group
+    scale, zero = grid(rows, bits)
+    w_hat = quantize_to_grid(rows, scale, zero, bits)
+    return like(_blocks.ungrouped(w_hat, a.shape).astype(np.float32), w)
 
 
 def hessian(x):

@@ -3,8 +3,9 @@ chapter 4).
 
 Granularity: ``"per-tensor"`` (one scale), ``"per-channel"`` (one per slice along ``axis``, e.g.
 per output row of a weight matrix), ``"per-group"`` (one per ``group_size`` consecutive values
-along the last axis). Finer granularity lowers the error and costs extra bits for the scales:
-:func:`bits_per_weight`.
+along the last axis): blocks of shape (1, C) per row and (1, g) per group of a (R, C) matrix,
+with scales of shape (R, 1) and (R, C / g, 1) (``quantbook._blocks`` holds the whole table).
+Finer granularity lowers the error and costs extra bits for the scales: :func:`effective_bits`.
 
 Calibration: the range [lo, hi] fed to :func:`quantbook.affine.qparams` may be the data's
 min/max (:func:`minmax_range`), cut at percentiles (:func:`percentile_range`) or searched for the
@@ -14,35 +15,31 @@ other values.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from quantbook import affine, symmetric
+from quantbook import _blocks, affine, symmetric
 from quantbook._arrays import (
-    check_axis,
     check_bits,
     check_choice,
     check_flag,
     check_group_size,
     check_integer,
     check_number,
-    check_shape,
     like,
     to_numpy,
     to_real,
     work_dtype,
 )
+from quantbook._blocks import GRANULARITIES
 from quantbook.metrics import mse
-from quantbook.symmetric import _grouped, _grouped_shape
 
 __all__ = [
     "GRANULARITIES",
-    "SCHEMES",
+    "MAPPINGS",
     "fake_quantize",
     "granularity_errors",
     "num_scales",
-    "bits_per_weight",
+    "effective_bits",
     "minmax_range",
     "absmax_range",
     "percentile_range",
@@ -51,30 +48,8 @@ __all__ = [
     "mse_optimal_range",
 ]
 
-GRANULARITIES = ("per-tensor", "per-channel", "per-group")
-SCHEMES = ("symmetric", "affine")
-
-
-_check_choice = check_choice
-
-
-def _affine_fake_quantize(a: np.ndarray, bits, granularity, group_size, axis) -> np.ndarray:
-    # Min/max per tensor, per slice or per group, then the affine round trip with those qparams.
-    if granularity == "per-group":
-        view = _grouped(a, group_size)
-        lo = np.min(view, axis=-1, keepdims=True, initial=0)
-        hi = np.max(view, axis=-1, keepdims=True, initial=0)
-    elif granularity == "per-channel":
-        k = check_axis(axis, a.ndim)
-        others = tuple(i for i in range(a.ndim) if i != k)
-        view = a
-        lo = np.min(a, axis=others, keepdims=True, initial=0)
-        hi = np.max(a, axis=others, keepdims=True, initial=0)
-    else:
-        view = a
-        lo, hi = minmax_range(a)
-    scale, zero_point = affine.qparams(lo, hi, bits, signed=True)
-    return affine.fake_quantize(view, scale, zero_point, bits, signed=True).reshape(a.shape)
+# The two ways a scale maps reals to codes (torchao's MappingType): zero point 0, or a zero point.
+MAPPINGS = ("symmetric", "affine")
 
 
 def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size: int = 32,
@@ -83,21 +58,21 @@ def fake_quantize(x, bits: int = 8, granularity: str = "per-tensor", group_size:
 
     .. math::  \hat{x} = S_g\,(q - Z_g), \qquad g = \text{the tensor, channel or group of } x
 
-    ``scheme="symmetric"``: absmax scale, zero point 0 (:mod:`quantbook.symmetric`);
-    ``scheme="affine"``: min/max range with a zero point (:mod:`quantbook.affine`, signed codes).
+    ``scheme`` is one of ``MAPPINGS``: ``"symmetric"``, absmax scale, zero point 0
+    (:func:`quantbook.symmetric.fake_quantize`); ``"affine"``, min/max range with a zero point
+    (:func:`quantbook.affine.quantize_minmax`, signed codes).
     ``axis`` is used per channel, ``group_size`` per group (groups along the last axis).
     """
     bits = check_bits(bits)
-    _check_choice(granularity, "granularity", GRANULARITIES)
-    _check_choice(scheme, "scheme", SCHEMES)
+    axis, group_size = _blocks.from_granularity(granularity, axis, group_size)
+    check_choice(scheme, "scheme", MAPPINGS)
     a = to_real(x, "x")
     if scheme == "symmetric":
-        axis_ = axis if granularity == "per-channel" else None
-        group = group_size if granularity == "per-group" else None
-        x_hat = to_numpy(symmetric.fake_quantize(a, bits, axis=axis_, group_size=group))
+        x_hat = to_numpy(symmetric.fake_quantize(a, bits, axis=axis, group_size=group_size))
     else:
-        x_hat = _affine_fake_quantize(a.astype(work_dtype(a), copy=False), bits, granularity,
-                                      group_size, axis)
+        a = a.astype(work_dtype(a), copy=False)
+        q, scale, zero_point = affine.quantize_minmax(a, bits, True, axis, group_size)
+        x_hat = affine.dequantize(q, scale, zero_point, group_size)
     return like(x_hat, x)
 
 
@@ -121,28 +96,26 @@ def num_scales(shape, granularity: str = "per-tensor", group_size: int = 32,
     r"""How many scales a tensor of ``shape`` stores at a granularity (chapter 4).
 
     .. math::  1, \quad n_{axis}, \quad \frac{n}{g}
+
+    One scale per block of values: the number of blocks, the granularity given by name.
     """
-    _check_choice(granularity, "granularity", GRANULARITIES)
-    shape = check_shape(shape)
-    if granularity == "per-tensor":
-        return 1
-    if granularity == "per-channel":
-        return shape[check_axis(axis, len(shape))]
-    grouped = _grouped_shape(shape, group_size)  # checks group_size, makes no array
-    return math.prod(grouped[:-1])
+    axis, group_size = _blocks.from_granularity(granularity, axis, group_size)
+    return _blocks.num_scales(shape, axis, group_size)
 
 
-def bits_per_weight(bits: int, group_size, scale_bits: int = 16,
-                    zero_point_bits: int = 0) -> float:
+def effective_bits(bits: int, group_size, scale_bits: int = 16,
+                   zero_point_bits: int = 0) -> float:
     r"""Storage per weight including the per-group scale (and zero point; chapter 4).
 
     .. math::  b_{eff} = b + \frac{b_{scale} + b_{zero}}{g}
 
     ``group_size=None`` means per tensor: the overhead is negligible and ``b`` is returned.
+    (For the named block formats of chapters 5, 8 and 9, whose bytes are fixed,
+    :func:`quantbook.formats.bits_per_weight` reads the same number off the format's table.)
 
     Examples
     --------
-    >>> bits_per_weight(4, 32)          # llama.cpp's Q4_0: 32 weights share an fp16 scale
+    >>> effective_bits(4, 32)          # llama.cpp's Q4_0: 32 weights share an fp16 scale
     4.5
     """
     bits = check_bits(bits, 1, 32)

@@ -15,8 +15,10 @@ quantized storage would take: packed codes plus one float16 scale per tensor, ro
 Biases, LayerNorms and embedding tables stay float32.
 
 Layout: ``nn.Linear.weight`` is (out_features, in_features). Per channel means one scale per
-output row (``axis=0``); per group means ``g`` consecutive weights of a row share a scale
-(groups run along the input dimension, the dimension the matmul sums over).
+output row (``axis=0``, blocks of shape (1, in)); per group means ``g`` consecutive weights of a
+row share a scale (``group_size=g``, blocks of shape (1, g): groups run along the input
+dimension, the dimension the matmul sums over). The blocks are those of the
+granularity table in ``quantbook._blocks``.
 
 ``torch`` is imported only inside the functions that need it.
 """
@@ -24,13 +26,12 @@ output row (``axis=0``); per group means ``g`` consecutive weights of a row shar
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from quantbook import symmetric
+from quantbook import _blocks, symmetric
 from quantbook._arrays import (
     as_real_array,
     check_flag,
@@ -53,7 +54,6 @@ __all__ = [
     "weight_storage_bytes",
     "linear_weight_bytes",
     "model_size_bytes",
-    "weight_fingerprint",
 ]
 
 # Scales are stored as float16, as llama.cpp (Q4_0, Q8_0), GPTQ and AWQ store them.
@@ -81,9 +81,8 @@ class Scheme:
     def granularity(self) -> str:
         if self.is_float:
             return "none"
-        if self.group_size is not None:
-            return f"per-group ({self.group_size})"
-        return "per-channel" if self.axis is not None else "per-tensor"
+        name = _blocks.granularity_name(self.axis, self.group_size)
+        return f"{name} ({self.group_size})" if self.group_size is not None else name
 
 
 SCHEMES = {
@@ -182,8 +181,9 @@ def quantize_model(model, scheme, inplace: bool = False):
     biases, embeddings and LayerNorms keep their float32 values.
 
     If ``model`` carries the name :mod:`quantbook.data` caches its embeddings under, the copy
-    gets a new name made of that name, the scheme and :func:`weight_fingerprint`, so the
-    embeddings of a quantized model are never mistaken for those of the float one.
+    gets a new name made of that name and the scheme's (the cache key also holds
+    :func:`quantbook.data.model_fingerprint` of the weights), so the embeddings of a quantized
+    model are never mistaken for those of the float one.
     """
     import torch
 
@@ -198,7 +198,7 @@ def quantize_model(model, scheme, inplace: bool = False):
                 module.weight.copy_(w_hat.to(module.weight.dtype))
     base = getattr(model, "_quantbook_name", None)
     if base and not s.is_float and layers:
-        target._quantbook_name = f"{base}|{s.name}|{weight_fingerprint(target)}"
+        target._quantbook_name = f"{base}|{s.name}"
     return target
 
 
@@ -209,8 +209,8 @@ def weight_storage_bytes(shape, scheme) -> int:
                + 2\,n_{scales}
 
     Codes are packed along each row (two int4 codes per byte; an odd row is padded with one
-    nibble), :math:`n_{scales}` is 1 (per tensor), out (per channel) or out·in/g (per group). The
-    float32 scheme gives 4·out·in.
+    nibble), :math:`n_{scales}` is the number of blocks: 1 (per tensor), out (per
+    output row) or out·in/g (per group). The float32 scheme gives 4·out·in.
     """
     s = get_scheme(scheme)
     shape = check_shape(shape)
@@ -219,18 +219,8 @@ def weight_storage_bytes(shape, scheme) -> int:
     out, inp = shape
     if s.is_float:
         return 4 * out * inp
-    if s.group_size is not None:
-        if inp % s.group_size:
-            raise ValueError(
-                f"group_size={s.group_size} must divide in_features={inp} of every layer"
-            )
-        n_scales = out * (inp // s.group_size)
-    elif s.axis is not None:
-        n_scales = out
-    else:
-        n_scales = 1
     codes = out * math.ceil(inp * s.bits / 8)
-    return codes + SCALE_BYTES * n_scales
+    return codes + SCALE_BYTES * _blocks.num_scales(shape, s.axis, s.group_size)
 
 
 def linear_weight_bytes(model, scheme) -> int:
@@ -258,12 +248,3 @@ def model_size_bytes(model, scheme) -> int:
         if id(p) not in linear_weights:
             other += p.numel() * p.element_size()
     return other + linear_weight_bytes(model, scheme)
-
-
-def weight_fingerprint(model) -> str:
-    """First 16 hex digits of the SHA-256 of every parameter's bytes, in model order."""
-    digest = hashlib.sha256()
-    for name, p in model.named_parameters():
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(p.detach().cpu().numpy()).tobytes())
-    return digest.hexdigest()[:16]

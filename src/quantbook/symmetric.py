@@ -11,7 +11,8 @@ at the price of never using the code -128. The *full* range [-128, 127]
 ``S = max|x| / 127.5`` (as PyTorch 2.13's symmetric ``MinMaxObserver``).
 
 Granularity: one scale for the whole tensor (default), one per slice along ``axis``
-(per-channel), or one per ``group_size`` consecutive values along the last axis (per-group).
+(per-channel), or one per ``group_size`` consecutive values along the last axis (per-group);
+the blocks and the shapes of their scales are the package's one table (``quantbook._blocks``).
 
 A nonzero ``max|x|`` whose scale float32 cannot hold (it would round to 0 or to inf, e.g. for
 ``max|x| = 1e-45``) is a ``ValueError``, not a zero or infinite scale; a scale
@@ -23,12 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantbook import _blocks
 from quantbook._arrays import (
     FLOAT32_RANGE_TEXT,
-    check_axis,
     check_bits,
     check_flag,
-    check_group_size,
     check_param_shape,
     check_scale,
     float32_misfit,
@@ -65,33 +65,9 @@ def _levels(bits: int, restricted: bool) -> float:
     return 2.0 ** (bits - 1) - 1 if restricted else (2.0**bits - 1) / 2
 
 
-def _grouped_shape(shape: tuple, group_size) -> tuple:
-    """(..., n) -> (..., n // g, g), checking ``group_size`` without making any array."""
-    if len(shape) == 0:
-        raise ValueError("group_size needs an array with at least one axis, got a scalar")
-    g = check_group_size(group_size, shape[-1])
-    return (*shape[:-1], shape[-1] // g, g)
-
-
-def _grouped(a: np.ndarray, group_size: int) -> np.ndarray:
-    return a.reshape(_grouped_shape(a.shape, group_size))
-
-
-_check_axis = check_axis  # kept under its old name for quantbook.granularity
-
-
 def _absmax(a: np.ndarray, axis, group_size):
-    """``max|x|`` per tensor (scalar), per slice along ``axis`` or per group (keepdims)."""
-    if axis is not None and group_size is not None:
-        raise ValueError("give axis (per-channel) or group_size (per-group), not both")
-    # initial=0 makes empty reductions well defined (|x| >= 0 anyway).
-    if group_size is not None:
-        return np.max(np.abs(_grouped(a, group_size)), axis=-1, keepdims=True, initial=0)
-    if axis is not None:
-        k = _check_axis(axis, a.ndim)
-        others = tuple(i for i in range(a.ndim) if i != k)
-        return np.max(np.abs(a), axis=others, keepdims=True, initial=0)
-    return np.max(np.abs(a), initial=0)
+    """``max|x|`` per block (``_blocks.reduce``): scalar, or the scale's shape."""
+    return _blocks.reduce(np.abs(a), np.max, axis, group_size)
 
 
 def _scale_from_absmax(absmax, bits: int, restricted: bool):
@@ -141,9 +117,9 @@ def _quantize(x, bits, axis, group_size, restricted):
     a = to_real(x, "x")
     a = a.astype(work_dtype(a), copy=False)
     scale = _scale_from_absmax(_absmax(a, axis, group_size), bits, restricted)
-    view = _grouped(a, group_size) if group_size is not None else a
+    view = _blocks.grouped(a, group_size)
     q = np.clip(np.rint(view / np.asarray(scale, a.dtype)), qmin, qmax).astype(np.int8)
-    q = q.reshape(a.shape)
+    q = _blocks.ungrouped(q, a.shape)
     return like(q, x), (scale if isinstance(scale, float) else like(scale, x))
 
 
@@ -208,13 +184,10 @@ def dequantize(q, scale, group_size=None):
         raise ValueError("q must hold integer codes within int32's range")
     s = check_scale(scale, "scale").astype(np.float32)
     with np.errstate(over="ignore"):
-        if group_size is not None:
-            grouped = _grouped(qa, group_size)
-            check_param_shape(s.shape, grouped.shape, "scale", "q grouped by group_size")
-            x_hat = (grouped.astype(np.float32) * s).reshape(qa.shape)
-        else:
-            check_param_shape(s.shape, qa.shape, "scale", "q")
-            x_hat = qa.astype(np.float32) * s
+        grouped = _blocks.grouped(qa, group_size)
+        check_param_shape(s.shape, grouped.shape, "scale",
+                          "q" if group_size is None else "q grouped by group_size")
+        x_hat = _blocks.ungrouped(grouped.astype(np.float32) * s, qa.shape)
     if (qa.itemsize > 1 or (s.size and float(s.max()) > 2.0**110)) and x_hat.size and \
             not np.isfinite(x_hat).all():
         raise ValueError("scale * q exceeds float32's range: q or scale is too large for a "

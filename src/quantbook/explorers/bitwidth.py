@@ -17,8 +17,7 @@ from quantbook.explorers._base import (
     points,
     sample,
 )
-
-SCHEMES = ("symmetric", "affine")
+from quantbook.granularity import MAPPINGS
 
 
 class BitWidthExplorer(Explorer):
@@ -38,7 +37,7 @@ class BitWidthExplorer(Explorer):
     x : array-like of real numbers (flattened, as float32; the browser gets a seeded sample of
         at most ``max_points``, keyword only, default 4096, keeping the minimum and maximum)
     bits : int, 2..8
-    scheme : "symmetric" or "affine"
+    scheme : "symmetric" or "affine" (``quantbook.granularity.MAPPINGS``)
 
     Traits: ``bits``, ``scheme`` (synced); ``data``, ``x``. Properties ``scale`` and
     ``zero_point`` give the current parameters, computed with quantbook.
@@ -58,7 +57,7 @@ class BitWidthExplorer(Explorer):
             data=as_list(sample(full, max_points)),
             x=as_list(points(full)),
             bits=check_int_bits(bits),
-            scheme=check_choice(scheme, SCHEMES, "scheme"),
+            scheme=check_choice(scheme, MAPPINGS, "scheme"),
         )
 
     @traitlets.validate("bits")
@@ -67,7 +66,7 @@ class BitWidthExplorer(Explorer):
 
     @traitlets.validate("scheme")
     def _valid_scheme(self, proposal):
-        return check_choice(proposal["value"], SCHEMES, "scheme")
+        return check_choice(proposal["value"], MAPPINGS, "scheme")
 
     @property
     def scale(self) -> float:
@@ -125,7 +124,7 @@ def bitwidth_state(data, x, bits, scheme) -> dict:
     data = np.asarray(data, dtype=np.float32)
     x = np.asarray(x, dtype=np.float32)
     curve = {"bits": list(range(2, 9))}
-    for name in SCHEMES:
+    for name in MAPPINGS:
         sqnr = []
         for b in curve["bits"]:
             q_b, s_b, z_b = quantize_scheme(data, b, name)

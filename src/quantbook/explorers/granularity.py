@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import traitlets
 
+from quantbook._blocks import GRANULARITIES
 from quantbook.explorers._base import (
     Explorer,
     ExplorerError,
@@ -17,7 +20,6 @@ from quantbook.explorers._base import (
     fmt_number,
 )
 
-GRANULARITIES = ("per-tensor", "per-channel", "per-group")
 GROUP_SIZES = (4, 8, 16, 32, 64, 128)
 MAX_ROWS = 32
 MAX_COLS = 128
@@ -124,13 +126,12 @@ def with_outlier(w, outlier) -> np.ndarray:
 
 def granularity_state(w, granularity, group_size, outlier, bits) -> dict:
     """The granularity explorer's displayed values, computed with quantbook."""
+    from quantbook import _blocks, metrics, symmetric
     from quantbook import granularity as gran
-    from quantbook import metrics, symmetric
 
     a = with_outlier(w, outlier)
     rows, cols = a.shape
-    axis = 0 if granularity == "per-channel" else None
-    group = group_size if granularity == "per-group" else None
+    axis, group = _blocks.from_granularity(granularity, 0, group_size)   # rows are channels
     q, scale = symmetric.quantize(a, bits, axis=axis, group_size=group)
     x_hat = gran.fake_quantize(a, bits, granularity, group_size=group_size, axis=0)
     r = rows // 2
@@ -147,8 +148,8 @@ def granularity_state(w, granularity, group_size, outlier, bits) -> dict:
         "mse": metrics.mse(a, x_hat),
         "max_error": metrics.max_abs_error(a, x_hat),
         "sqnr_db": finite_or_none(metrics.sqnr_db(a, x_hat)),
-        "bits_per_weight": gran.bits_per_weight(
-            bits, {"per-tensor": rows * cols, "per-channel": cols}.get(granularity, group_size)
+        "bits_per_weight": gran.effective_bits(
+            bits, math.prod(_blocks.block_size(a.shape, axis, group))  # values per scale
         ),
         "x": as_list(a[r, :SHOWN]),
         "q": np.asarray(q)[r, :SHOWN].astype(int).tolist(),
