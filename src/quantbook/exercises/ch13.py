@@ -49,6 +49,10 @@ def check_ste_gradient(answer) -> bool:
 
     The range is [S * -4, S * 3] = [-1.0, 0.75], both ends inside: [0, 1, 1, 1, 1, 0, 0].
     """
+    if answer is None or answer is Ellipsis:
+        print(f"Replace the placeholder with your answer (a list of {len(_STE_MASK)} gradients, "
+              "each 0 or 1), then run the cell again.")
+        return False
     a = read_codes(answer, len(_STE_MASK))
     if a is None:
         return False
