@@ -313,3 +313,20 @@ def test_machine_info_names_what_timings_depend_on():
     assert info["cpus"] == engine.default_threads() >= 1
     cache = engine.last_level_cache_bytes()
     assert cache is None or cache >= 1 << 15
+
+
+def test_quantize_int8_drops_only_ort_preprocessing_advice(caplog):
+    # quantize_dynamic logs "Please consider to run pre-processing before quantization" on the
+    # root logger for every plain export; quantize_int8 drops that one line while it runs and
+    # leaves the root logger as it found it.
+    import logging
+
+    w = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+    filters_before = list(logging.getLogger().filters)
+    with caplog.at_level(logging.WARNING):
+        engine.quantize_int8(engine.linear_model(w))
+        logging.warning("a later warning is still shown")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("pre-processing before quantization" in m for m in messages), messages
+    assert "a later warning is still shown" in messages
+    assert logging.getLogger().filters == filters_before

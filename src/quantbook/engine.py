@@ -24,7 +24,9 @@ records the versions of a run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import statistics
 import tempfile
@@ -593,6 +595,31 @@ def _load(model):
     return model
 
 
+class _DropPreprocessingAdvice(logging.Filter):
+    """Drop ORT's "Please consider to run pre-processing before quantization" root-logger line.
+
+    ``quantize_dynamic`` logs it for every model that lacks the metadata of ORT's
+    ``quant_pre_process`` (symbolic shape inference and graph optimization, aimed at static
+    quantization of vision models). The models here are plain exports whose MatMul weights are
+    quantized as they are; ORT optimizes the graph when it loads the session anyway.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice():
+    """Silence only that one message, only while ``quantize_dynamic`` runs."""
+    root = logging.getLogger()
+    advice = _DropPreprocessingAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
 def quantize_int8(model, path=None):
     """int8 weights with ONNX Runtime's ``quantize_dynamic`` (its integer MatMul kernels).
 
@@ -607,7 +634,7 @@ def quantize_int8(model, path=None):
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _without_preprocessing_advice():
         src, dst = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(_load(model), str(src))
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,

@@ -140,7 +140,8 @@ def mx_scale_exponent(amax, emax_elem: int = E2M1_EMAX):
         X = 2^{\lfloor \log_2 \max_i |x_i| \rfloor - e_{\max,\text{elem}}}
 
     so the largest value of the block lands in the top binade of the element format (for E2M1,
-    :math:`\max_i |x_i| / X` lies in [4, 8) and values above 6 are clipped to 6). Computed as ggml
+    :math:`\max_i |x_i| / X` lies in [4, 8): values above 6 are stored as 6, and clipped, with more
+    than half a step of error, beyond 7). Computed as ggml
     does, with a float32 log2 (so an amax just below a power of two can round up to it).
     """
     a = np.asarray(to_numpy(amax, "amax"), dtype=np.float32)
@@ -201,7 +202,8 @@ def encode_mxfp4(x):
         c_i = \arg\min_c \left| 2^{e-127} \, v_c - x_i \right|
 
     with :math:`v_c` the E2M1 values; an all-zero block has :math:`e = 0`. Ties go to the smaller
-    magnitude (the OCP spec rounds to nearest even). Values up to :math:`7X` clip to :math:`6X`.
+    magnitude (the OCP spec rounds to nearest even). Values above :math:`6X` become
+    :math:`6X`: within half a step up to :math:`7X`, clipped beyond.
 
     Raises
     ------

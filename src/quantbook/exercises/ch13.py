@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from quantbook.exercises._grading import check, close, grade, read_codes, read_number
+from quantbook.exercises._grading import check, close, grade, read_codes, read_number, read_numbers
 
 __all__ = [
     "STE_EXERCISE",
@@ -50,7 +50,8 @@ def check_ste_gradient(answer):
 
     The range is [S * -4, S * 3] = [-1.0, 0.75], both ends inside: [0, 1, 1, 1, 1, 0, 0].
     """
-    return grade(read_codes(answer, len(_STE_MASK)), _STE_MASK,
+    return grade(read_numbers(answer, len(_STE_MASK), f"{len(_STE_MASK)} gradients, each 0 or 1"),
+                 _STE_MASK,
                  "The range is [-4 x 0.25, 3 x 0.25] = [-1.0, 0.75]; both ends belong to it, "
                  "everything beyond is clamped and gets no gradient.", [
         (_STE_TORCH, "That is torch.fake_quantize_per_tensor_affine's convention: it tests the "

@@ -248,7 +248,8 @@ class MicroscalingExplorer(BlockPoolExplorer):
                 f"{fmt_number(b['scale'])}; grid 0, ±{fmt_number(b['grid'][1])} … "
                 f"±{fmt_number(b['grid'][-1])}")
         lines.append(f"{st['bits_per_weight']} bits per weight · MSE {fmt_number(st['mse'], 4)} "
-                     f"· SQNR {fmt_number(st['sqnr_db'], 3)} dB · clipped {st['clipped']}")
+                     f"· SQNR {fmt_number(st['sqnr_db'], 3)} dB · clipped (beyond 6 × scale "
+                     f"+ half a step) {st['clipped']} of {len(st['values'])}")
         rows = [[i, fmt_number(x), format(c, "04b"), fmt_number(h), fmt_number(e, 3)]
                 for i, (x, c, h, e) in enumerate(zip(st["values"], st["codes"], st["x_hat"],
                                                      st["error"], strict=True))]
