@@ -163,7 +163,7 @@ def test_w8a8_linear_with_a_given_weight_scale():
     assert np.abs(small).max() == pytest.approx(127 * sw / 2, rel=1e-6)  # the clamped ones
     with pytest.raises(ValueError, match="w_scale must be one number"):
         sq.w8a8_linear(x, w, w_scale=[sw, sw])
-    with pytest.raises(ValueError, match=r"w_scale must be one scale per output row, shape \(20,\)"):
+    with pytest.raises(ValueError, match=r"one scale per output row, shape \(20,\)"):
         sq.w8a8_linear(x, w, per_channel=True, w_scale=np.ones(19))
     with pytest.raises(ValueError, match="w_scale must be positive"):
         sq.w8a8_linear(x, w, w_scale=0.0)
