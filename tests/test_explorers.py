@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from quantbook import affine, embeddings, granularity, metrics, packing, symmetric
+from quantbook import smoothquant as sq
 from quantbook.explorers import (
     AffineExplorer,
     BitWidthExplorer,
@@ -24,6 +25,7 @@ from quantbook.explorers import (
     KQuantExplorer,
     MicroscalingExplorer,
     PackingExplorer,
+    SmoothQuantExplorer,
 )
 from quantbook.explorers._base import MAX_POINTS, sample
 
@@ -46,6 +48,7 @@ def f32_list(a):
     (GranularityExplorer, "granularity"), (PackingExplorer, "packing"),
     (EmbeddingExplorer, "embedding"), (FloatBitsExplorer, "floatbits"),
     (MicroscalingExplorer, "microscaling"), (KQuantExplorer, "kquant"),
+    (SmoothQuantExplorer, "smoothquant"),
 ])
 def test_module_is_shipped_self_contained(cls, name):
     esm = str(cls._esm)
@@ -603,7 +606,8 @@ def all_explorers(weights):
     return [AffineExplorer(weights), BitWidthExplorer(weights), GranularityExplorer(weights),
             PackingExplorer([1, -2, 7]), EmbeddingExplorer(a, b), FloatBitsExplorer("465"),
             MicroscalingExplorer(weights=weights, format="nvfp4"),
-            KQuantExplorer(weights=np.resize(weights, (4, 512)), weight=150)]
+            KQuantExplorer(weights=np.resize(weights, (4, 512)), weight=150),
+            SmoothQuantExplorer(*outlier_layer()[:2], tokens=16, outputs=8)]
 
 
 def test_fallback_is_published_before_the_widget(weights, monkeypatch):
@@ -641,7 +645,7 @@ def test_fallback_shows_the_state(weights):
     assert "4-bit signed codes" in e.fallback_text()
     # every explorer has its own fallback id, synced to the browser
     ids = {x._fallback_id for x in all_explorers(weights)}
-    assert len(ids) == 8 and "_fallback_id" in e.keys
+    assert len(ids) == 9 and "_fallback_id" in e.keys
 
 
 def test_js_hides_the_fallback():
@@ -817,3 +821,112 @@ def test_kquant_bad_input(weights):
     with pytest.raises(ValueError, match="block"):
         e.block = 0  # no pool: bytes given
     assert e.weight == 7 and e.raw == [0] * 144 and e.block == -1
+
+
+# --- SmoothQuant on a layer ---------------------------------------------------------------------
+
+
+def outlier_layer():
+    """Activations (200 tokens, 48 channels) with an outlier channel 7, and a (96, 48) weight."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((200, 48)).astype(np.float32)
+    x[:, 7] *= 40.0
+    w = (rng.standard_normal((96, 48)) * 0.05).astype(np.float32)
+    return x, w, sq.activation_absmax(x[:100])  # calibration: the first 100 tokens
+
+
+@pytest.mark.parametrize("weights", ["per-tensor", "per-channel"])
+@pytest.mark.parametrize("alpha", [0.0, 0.35, 0.5, 1.0])
+def test_smoothquant_state_is_the_whole_layer_in_w8a8(alpha, weights):
+    x, w, xa = outlier_layer()
+    e = SmoothQuantExplorer(x[100:], w, x_absmax=xa, alpha=alpha, weights=weights,
+                            tokens=40, outputs=24, seed=3)
+    st = e.state()
+    s = sq.smoothing_factors(xa, sq.weight_absmax(w), alpha)
+    assert st["s"] == f32_list(s)
+    assert st["x_max"] == f32_list(xa / s) and st["w_max"] == f32_list(sq.weight_absmax(w) * s)
+    # the whole layer (all 96 rows) in W8A8, then the sampled tokens and rows of its output:
+    # the page's rows use the whole layer's scales
+    pc = weights == "per-channel"
+    xs = sq.smooth_activations(x[100:], s)
+    y_all = sq.w8a8_linear(xs, sq.smooth_weight(w, s), x_scale=float((xa / s).max()) / 127,
+                           per_channel=pc)
+    rows, outs = np.array(e.token_rows), np.array(e.output_rows)
+    assert rows.size == 40 and outs.size == 24 and np.all(np.diff(rows) > 0)
+    y_q = y_all[np.ix_(rows, outs)]
+    y = x[100:][rows].astype(np.float64) @ w[outs].astype(np.float64).T
+    assert st["y_shown"] == f32_list(y_q[0, :8])
+    assert st["mse"] == pytest.approx(metrics.mse(y, y_q), rel=1e-12)
+    assert st["sqnr_db"] == pytest.approx(metrics.sqnr_db(y, y_q), rel=1e-12)
+    assert st["max_error"] == pytest.approx(metrics.max_abs_error(y, y_q), rel=1e-12)
+    assert st["curve"][st["alphas"].index(alpha)] == st["sqnr_db"]
+    if alpha == 1.0:
+        assert np.allclose(st["x_max"], 1.0, rtol=1e-6)  # the activations are flat
+    if alpha == 0.0:
+        assert np.allclose(st["w_max"], 1.0, rtol=1e-6)  # the weight columns are flat
+    if alpha == 0.5:
+        np.testing.assert_allclose(st["x_max"], st["w_max"], rtol=1e-5)  # the same maximum
+    json.dumps(st)
+
+
+def test_smoothquant_outlier_channel_and_the_curve():
+    x, w, xa = outlier_layer()
+    e = SmoothQuantExplorer(x[100:], w, x_absmax=xa, alpha=0.5)
+    st = e.state()
+    assert st["top_channel"] == 7 and st["table_channels"][0] == 7
+    assert (st["tokens"], st["outputs"], st["channels"]) == (64, 64, 48)
+    assert st["alphas"] == [round(k * 0.05, 2) for k in range(21)]
+    # smoothing helps this layer: the best alpha beats no smoothing by several dB, and so does 0.5
+    assert max(st["curve"]) > st["sqnr_none_db"] + 3 and st["sqnr_db"] > st["sqnr_none_db"]
+    # held-out tokens beyond the calibration maxima clamp at +-127
+    assert st["x_clamped"] > 0
+    e.alpha = 0.25
+    e.weights = "per-tensor"
+    assert e.state()["alpha"] == 0.25 and isinstance(e.state()["w_scale"], float)
+    assert "per-tensor weights" in e.fallback_text() and "α = 0.25" in e.fallback_text()
+
+
+def test_smoothquant_data_travels_exactly_and_is_small():
+    x, w, xa = outlier_layer()
+    e = SmoothQuantExplorer(x, w, x_absmax=xa, tokens=10, outputs=5, seed=1)
+    xd, wd = e.data()
+    np.testing.assert_array_equal(xd, x[e.token_rows])
+    np.testing.assert_array_equal(wd, w[e.output_rows])
+    assert e.token_rows == SmoothQuantExplorer(x, w, tokens=10, outputs=5, seed=1).token_rows
+    # w_absmax comes from every row of w, not only the rows sent
+    assert e.w_absmax == f32_list(sq.weight_absmax(w))
+    # a MiniLM-sized layer (384 inputs) at the default 64 tokens x 64 outputs: under 300 kB
+    big = SmoothQuantExplorer(np.ones((100, 384)), np.ones((200, 384)))
+    assert len(big.x_data) + len(big.w_data) + 40 * 384 < 300_000
+
+
+def test_smoothquant_bad_input():
+    x, w, xa = outlier_layer()
+    with pytest.raises(ValueError, match="input channels"):
+        SmoothQuantExplorer(x, w[:, :40])
+    with pytest.raises(ValueError, match="2-D"):
+        SmoothQuantExplorer(x[0], w)
+    with pytest.raises(ValueError, match=r"x_absmax must have shape \(48,\)"):
+        SmoothQuantExplorer(x, w, x_absmax=xa[:5])
+    with pytest.raises(ValueError, match="non-negative"):
+        SmoothQuantExplorer(x, w, x_absmax=-xa)
+    with pytest.raises(ValueError, match="w_absmax must be at least"):
+        SmoothQuantExplorer(x, w, w_absmax=sq.weight_absmax(w) / 2)
+    with pytest.raises(ValueError, match="NaN"):
+        SmoothQuantExplorer(np.full((3, 48), np.nan), w)
+    with pytest.raises(ValueError, match="alpha must be from 0 to 1"):
+        SmoothQuantExplorer(x, w, alpha=1.5)
+    with pytest.raises(TypeError, match="alpha"):
+        SmoothQuantExplorer(x, w, alpha=True)
+    with pytest.raises(ValueError, match="weights"):
+        SmoothQuantExplorer(x, w, weights="per-group")
+    with pytest.raises(ValueError, match="tokens"):
+        SmoothQuantExplorer(x, w, tokens=0)
+    with pytest.raises(TypeError, match="outputs"):
+        SmoothQuantExplorer(x, w, outputs=2.5)
+    e = SmoothQuantExplorer(x, w, alpha=0.4)
+    with pytest.raises(ValueError, match="alpha"):
+        e.alpha = -0.1
+    with pytest.raises(ValueError, match="weights"):
+        e.weights = "per-row"
+    assert (e.alpha, e.weights) == (0.4, "per-channel")

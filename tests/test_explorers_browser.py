@@ -28,6 +28,7 @@ from quantbook import affine, embeddings, granularity, metrics, packing, symmetr
 from quantbook.explorers.floatbits import float_bits_state
 from quantbook.explorers.kquant import kquant_state, scale_min_pieces
 from quantbook.explorers.microscaling import microscaling_state
+from quantbook.explorers.smoothquant import smoothquant_state, unpack, w8a8_smoothed
 
 pytestmark = pytest.mark.browser
 
@@ -636,6 +637,76 @@ def drive_kquant(ex: Explorer):
     assert len(ex.seen) >= 150
 
 
+# --- SmoothQuant on a real layer --------------------------------------------------------------
+#
+# Tolerances of this explorer: its factors s_j are float32 powers. The browser rounds the float64
+# Math.pow to float32; NumPy's float32 power (a SIMD routine on some CPUs, libm's powf on others)
+# may land one float32 step away. So s is compared to within 4 float32 ulps (relative 5e-7);
+# then Python recomputes everything downstream FROM THE PAGE'S s, which must agree exactly
+# (channel maxima, scales, clamped codes, shown outputs) or to 1e-9 (MSE, SQNR, max |error|:
+# float64 sums in another order). The SQNR curve, whose factors the page does not list, is
+# compared with Python's own to 1e-4 relative (an ulp of s can move a code by one step).
+
+SQ_ULP_TOL = 5e-7
+
+
+def sq_layer(ex: Explorer):
+    d = ex.sample()
+    t, o, n = d["shape"]
+    return (unpack(d["x_data"], (t, n)), unpack(d["w_data"], (o, n)),
+            np.asarray(d["x_absmax"], np.float32), np.asarray(d["w_absmax"], np.float32))
+
+
+def check_smoothquant(ex: Explorer, layer, curves: dict):
+    x, w, xa, wa = layer
+    st = ex.state()
+    alpha, weights = st["alpha"], st["weights"]
+    py = smoothquant_state(x, w, xa, wa, alpha, weights)
+    s_page = np.asarray(st["s"], np.float32)
+    assert st["s"] == f32(s_page)  # the page's factors are float32 numbers
+    np.testing.assert_allclose(s_page, py["s"], rtol=SQ_ULP_TOL, atol=0)
+    ours = w8a8_smoothed(x, w, xa, wa, s_page, weights == "per-channel")
+    for key in ("x_max", "w_max", "x_scale", "w_scale", "x_clamped"):
+        assert st[key] == ours[key], (key, alpha, weights)
+    assert st["y_shown"] == f32(ours["y_q"][0, :len(st["y_shown"])])
+    for key in ("mse", "max_error", "sqnr_db"):
+        assert close(st[key], ours[key]), (key, alpha, weights)
+    assert all(close(a, b) for a, b in zip(st["y_float_shown"], py["y_float_shown"], strict=True))
+    for key in ("tokens", "outputs", "channels", "top_channel", "table_channels", "alphas",
+                "weights", "alpha"):
+        assert st[key] == py[key], key
+    if weights not in curves:
+        curves[weights] = (st["curve"], st["sqnr_none_db"])
+        assert close(st["sqnr_none_db"], py["sqnr_none_db"])
+        assert all(math.isclose(a, b, rel_tol=1e-4)
+                   for a, b in zip(st["curve"], py["curve"], strict=True))
+    assert (st["curve"], st["sqnr_none_db"]) == tuple(curves[weights])  # computed once per setting
+    i = st["alphas"].index(round(alpha, 2))
+    assert close(st["curve"][i], st["sqnr_db"])  # the marker sits on the curve
+    ex.remember(st, "alpha", "weights")
+    return st
+
+
+def drive_smoothquant(ex: Explorer):
+    layer = sq_layer(ex)
+    curves = {}
+    check_smoothquant(ex, layer, curves)
+    for weights in ("per-tensor", "per-channel"):
+        ex.select("weights", weights)
+        ex.press("alpha", "Home")
+        st = check_smoothquant(ex, layer, curves)
+        assert st["alpha"] == 0
+        for _ in range(20):
+            ex.press("alpha", "ArrowRight")
+            st = check_smoothquant(ex, layer, curves)
+        assert st["alpha"] == 1
+        # alpha = 1: every activation channel is scaled to max 1 (above the clamp)
+        assert np.allclose(st["x_max"], 1.0, rtol=1e-6)
+        ex.press("alpha", "PageDown")
+        check_smoothquant(ex, layer, curves)
+    assert len(ex.seen) == 42  # 21 values of alpha x 2 kinds of weight scales
+
+
 # --- every page with explorers ----------------------------------------------------------------
 
 DRIVERS = {
@@ -647,6 +718,7 @@ DRIVERS = {
     "floatbits": drive_floatbits,
     "microscaling": drive_microscaling,
     "kquant": drive_kquant,
+    "smoothquant": drive_smoothquant,
 }
 
 

@@ -142,3 +142,30 @@ def test_bad_input():
         sq.int8_decomposition_linear(np.ones((3, 4)), np.ones((2, 4)), bias=np.ones(3))
     with pytest.raises(ValueError, match="codes"):
         sq.integer_product(np.full((2, 2), 200), np.ones((2, 2)))
+
+
+def test_w8a8_linear_with_a_given_weight_scale():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((12, 48)).astype(np.float32)
+    w = rng.standard_normal((20, 48)).astype(np.float32)
+    # the scale w would get itself: the same layer, bit for bit
+    _, sw = symmetric.quantize(w, 8)
+    np.testing.assert_array_equal(sq.w8a8_linear(x, w, w_scale=sw), sq.w8a8_linear(x, w))
+    _, rows = symmetric.quantize(w, 8, axis=0)
+    np.testing.assert_array_equal(sq.w8a8_linear(x, w, per_channel=True, w_scale=rows.ravel()),
+                                  sq.w8a8_linear(x, w, per_channel=True))
+    # some rows of a layer with the whole layer's scale: the rows of the whole layer's output
+    part = sq.w8a8_linear(x, w[:5], w_scale=sw)
+    np.testing.assert_array_equal(part, sq.w8a8_linear(x, w)[:, :5])
+    assert not np.array_equal(part, sq.w8a8_linear(x, w[:5]))  # its own scale differs
+    # a smaller scale than max|W| / 127 clamps the largest weights at +-127 codes
+    small = sq.w8a8_linear(np.eye(48, dtype=np.float32), w, w_scale=sw / 2, x_scale=1 / 127)
+    assert np.abs(small).max() == pytest.approx(127 * sw / 2, rel=1e-6)  # the clamped ones
+    with pytest.raises(ValueError, match="w_scale must be one number"):
+        sq.w8a8_linear(x, w, w_scale=[sw, sw])
+    with pytest.raises(ValueError, match=r"one scale per output row, shape \(20,\)"):
+        sq.w8a8_linear(x, w, per_channel=True, w_scale=np.ones(19))
+    with pytest.raises(ValueError, match="w_scale must be positive"):
+        sq.w8a8_linear(x, w, w_scale=0.0)
+    with pytest.raises(ValueError, match="w_scale"):
+        sq.w8a8_linear(x, w, w_scale=float("nan"))

@@ -177,7 +177,8 @@ def integer_product(qa, qb):
     return acc
 
 
-def w8a8_linear(x, w, bias=None, x_scale=None, per_channel: bool = False, bits: int = 8):
+def w8a8_linear(x, w, bias=None, x_scale=None, per_channel: bool = False, bits: int = 8,
+                w_scale=None):
     """A linear layer with int8 activations and int8 weights (symmetric absmax scales).
 
     .. math::  y = S_x S_w \\sum_j q_{x,ij}\\, q_{w,kj} + b_k, \\qquad
@@ -185,7 +186,10 @@ def w8a8_linear(x, w, bias=None, x_scale=None, per_channel: bool = False, bits: 
 
     ``x`` (tokens, in), ``w`` (out, in). ``x_scale``: a calibrated activation scale (static
     quantization; values beyond it are clamped); None means ``max|X| / 127`` of this very ``x``
-    (dynamic). Weights: one scale per tensor, or per output row with ``per_channel``. The integer
+    (dynamic). Weights: one scale per tensor, or per output row with ``per_channel``; ``w_scale``
+    gives it when it was computed elsewhere (a number, or one per row with ``per_channel``), for
+    instance over the whole layer when ``w`` holds some of its rows; None means absmax of this
+    ``w``, ``max|W| / 127`` (per row: ``max_j |W_kj| / 127``). The integer
     sum is exact (:func:`integer_product`: the same numbers as
     :func:`quantbook.matmul.integer_matmul`, computed much faster).
     Returns float32 (tokens, out).
@@ -203,11 +207,28 @@ def w8a8_linear(x, w, bias=None, x_scale=None, per_channel: bool = False, bits: 
         if not sx > 0:
             raise ValueError(f"x_scale must be positive, got {sx}")
     qx = np.clip(np.rint(xa.astype(np.float32) / np.float32(sx)), -top, top)
-    qw, sw = symmetric.quantize(wa.astype(np.float32), bits, axis=0 if per_channel else None)
+    if w_scale is None:
+        qw, sw = symmetric.quantize(wa.astype(np.float32), bits, axis=0 if per_channel else None)
+    else:
+        sw = _weight_scale(w_scale, wa.shape[0], per_channel)
+        divisor = sw.astype(np.float32).reshape(-1, 1) if per_channel else np.float32(sw)
+        qw = np.clip(np.rint(wa.astype(np.float32) / divisor), -top, top)
     acc = integer_product(qx, qw)                                  # exact integers
     sw = np.asarray(sw, dtype=np.float64).reshape(1, -1) if per_channel else float(sw)
     y = acc * (sx * sw)
     return like(_plus_bias(y, bias, wa.shape[0]).astype(np.float32), x, w)
+
+
+def _weight_scale(w_scale, rows: int, per_channel: bool) -> np.ndarray:
+    """``w_scale`` checked: positive and finite, a number (per tensor) or one per row."""
+    sw = np.asarray(to_real(w_scale, "w_scale"), dtype=np.float64)
+    want = (rows,) if per_channel else ()
+    if sw.shape != want and not (per_channel and sw.shape == (rows, 1)):
+        what = f"one scale per output row, shape ({rows},)" if per_channel else "one number"
+        raise ValueError(f"w_scale must be {what}, got shape {sw.shape}")
+    if not (sw > 0).all():
+        raise ValueError("w_scale must be positive")
+    return sw.reshape(want)
 
 
 def outlier_columns(x, threshold: float = LLM_INT8_THRESHOLD):

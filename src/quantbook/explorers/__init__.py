@@ -1,4 +1,4 @@
-"""Live explorers for the book: sliders whose arithmetic runs in the browser (chapters 1-8).
+"""Live explorers for the book: sliders whose arithmetic runs in the browser (chapters 1-11).
 
 Each explorer is an `anywidget <https://anywidget.dev>`_ widget. Its JavaScript ships inside
 this package (``*.js`` next to this file) and is sent to the page with the widget, never fetched,
@@ -13,6 +13,8 @@ static website, where there is no kernel at all.
 - :class:`EmbeddingExplorer` (chapter 6): sign bits, Hamming distance against cosine.
 - :class:`MicroscalingExplorer` (chapter 8): 32 values in MXFP4 or NVFP4, every code shown.
 - :class:`KQuantExplorer` (chapter 9): a Q4_K super-block's bytes; click a weight, see its bits.
+- :class:`SmoothQuantExplorer` (chapter 11): SmoothQuant's α on a real MiniLM layer, W8A8
+  against float.
 
 The browser computes exactly what ``quantbook`` computes (round half to even, the same
 clamping, float32 where quantbook uses float32). The explorer's root element carries
@@ -47,6 +49,7 @@ from quantbook.explorers.granularity import GranularityExplorer
 from quantbook.explorers.kquant import KQuantExplorer
 from quantbook.explorers.microscaling import MicroscalingExplorer
 from quantbook.explorers.packing import PackingExplorer
+from quantbook.explorers.smoothquant import SmoothQuantExplorer
 
 __all__ = [
     "FloatBitsExplorer",
@@ -57,4 +60,5 @@ __all__ = [
     "EmbeddingExplorer",
     "MicroscalingExplorer",
     "KQuantExplorer",
+    "SmoothQuantExplorer",
 ]
