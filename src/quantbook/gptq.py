@@ -185,14 +185,27 @@ def _factor(h: np.ndarray, damp: float) -> np.ndarray:
     """
     h = h.copy()
     h[np.diag_indices_from(h)] += damp * np.mean(np.diag(h))
+    with _one_blas_thread():
+        try:
+            lower = np.linalg.cholesky(h[::-1, ::-1])
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                "H = 2 X^T X of the calibration inputs x is singular (not positive definite); "
+                "give x more samples than features that are linearly independent, or use damp > 0"
+            ) from None
+        return np.ascontiguousarray(_lower_inverse(lower)[::-1, ::-1])
+
+
+def _one_blas_thread():
+    """The factorization on one BLAS thread: at these sizes OpenBLAS's threaded Cholesky spends
+    more CPU time waiting than computing (several times more on a loaded machine)."""
     try:
-        lower = np.linalg.cholesky(h[::-1, ::-1])
-    except np.linalg.LinAlgError:
-        raise ValueError(
-            "H = 2 X^T X of the calibration inputs x is singular (not positive definite); "
-            "give x more samples than features that are linearly independent, or use damp > 0"
-        ) from None
-    return np.ascontiguousarray(_lower_inverse(lower)[::-1, ::-1])
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is optional
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _lower_inverse(lower: np.ndarray) -> np.ndarray:
