@@ -5,4 +5,4 @@ One module per idea: ``affine``, ``symmetric``, ``granularity``, ``packing``, ``
 ``retrieval``, ``data``, ``explorers``.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
