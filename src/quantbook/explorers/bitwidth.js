@@ -80,12 +80,7 @@ function render({ model, el }) {
     const top = Math.max(10, ...all);
     const X = (k) => pad.l + ((k - 2) / 6) * (w - pad.l - pad.r);
     const Y = (v) => height - pad.b - (Math.max(0, Math.min(v, top)) / top) * (height - pad.t - pad.b);
-    ctx.strokeStyle = COLORS.grey;
-    ctx.beginPath();
-    ctx.moveTo(pad.l, pad.t);
-    ctx.lineTo(pad.l, height - pad.b);
-    ctx.lineTo(w - pad.r, height - pad.b);
-    ctx.stroke();
+    drawAxes(ctx, pad, w, height);
     ctx.fillStyle = COLORS.black;
     ctx.textAlign = "center";
     for (const k of sqnrCurve.bits) ctx.fillText(String(k), X(k), height - 8);

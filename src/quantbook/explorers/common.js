@@ -184,6 +184,16 @@ function prepare(canvas, fallbackWidth = 640) {
   return { ctx, w: width, h: height };
 }
 
+// The two axes of a plot: the y axis on the left, the x axis at the bottom, in grey.
+function drawAxes(ctx, pad, width, height) {
+  ctx.strokeStyle = COLORS.grey;
+  ctx.beginPath();
+  ctx.moveTo(pad.l, pad.t);
+  ctx.lineTo(pad.l, height - pad.b);
+  ctx.lineTo(width - pad.r, height - pad.b);
+  ctx.stroke();
+}
+
 function histogram(values, lo, hi, nbins) {
   const counts = new Array(nbins).fill(0);
   const width = hi - lo || 1;

@@ -107,12 +107,7 @@ function render({ model, el }) {
     const pad = { l: 44, r: 10, t: 10, b: 26 };
     const X = (hd) => pad.l + hd * (w - pad.l - pad.r); // fraction of bits that differ, 0..1
     const Y = (c) => pad.t + ((1 - c) / 2) * (height - pad.t - pad.b); // cosine -1..1
-    ctx.strokeStyle = COLORS.grey;
-    ctx.beginPath();
-    ctx.moveTo(pad.l, pad.t);
-    ctx.lineTo(pad.l, height - pad.b);
-    ctx.lineTo(w - pad.r, height - pad.b);
-    ctx.stroke();
+    drawAxes(ctx, pad, w, height);
     // cos(pi h/d): the angle random hyperplanes would give
     ctx.strokeStyle = COLORS.green;
     ctx.setLineDash([5, 3]);

@@ -258,12 +258,7 @@ function render({ model, el }) {
     if (!(hi > lo)) [lo, hi] = [0, 1];
     const X = (a) => pad.l + a * (w - pad.l - pad.r);
     const Y = (v) => pad.t + ((hi - v) / (hi - lo)) * (height - pad.t - pad.b);
-    ctx.strokeStyle = COLORS.grey;
-    ctx.beginPath();
-    ctx.moveTo(pad.l, pad.t);
-    ctx.lineTo(pad.l, height - pad.b);
-    ctx.lineTo(w - pad.r, height - pad.b);
-    ctx.stroke();
+    drawAxes(ctx, pad, w, height);
     if (st.sqnr_none_db !== null) {
       ctx.setLineDash([3, 3]);
       ctx.beginPath();
