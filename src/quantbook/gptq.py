@@ -37,6 +37,7 @@ Rounding is half to even (``torch.round``, ``np.rint``).
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 
@@ -155,6 +156,7 @@ def layer_error(w, w_hat, x) -> float:
 
 _FACTORS: dict = {}     # recent factors by (hash of H, damp): shared inputs, repeated settings
 _FACTORS_MAX_BYTES = 256 * 2**20
+_FACTORS_LOCK = threading.Lock()    # layers may be quantized on several threads
 
 
 def _inverse_hessian_factor(h: np.ndarray, damp: float) -> np.ndarray:
@@ -165,13 +167,15 @@ def _inverse_hessian_factor(h: np.ndarray, damp: float) -> np.ndarray:
     several bit widths, factors H once.
     """
     key = (hashlib.sha256(np.ascontiguousarray(h).tobytes()).hexdigest(), h.shape, float(damp))
-    if key in _FACTORS:
-        return _FACTORS[key]
+    with _FACTORS_LOCK:
+        if key in _FACTORS:
+            return _FACTORS[key]
     u = _factor(h, damp)
     u.flags.writeable = False
-    while _FACTORS and sum(v.nbytes for v in _FACTORS.values()) + u.nbytes > _FACTORS_MAX_BYTES:
-        _FACTORS.pop(next(iter(_FACTORS)))
-    _FACTORS[key] = u
+    with _FACTORS_LOCK:
+        while _FACTORS and sum(v.nbytes for v in _FACTORS.values()) + u.nbytes > _FACTORS_MAX_BYTES:
+            _FACTORS.pop(next(iter(_FACTORS)))
+        _FACTORS[key] = u
     return u
 
 
