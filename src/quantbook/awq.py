@@ -118,16 +118,19 @@ def search_from_stats(w, x_mean, gram, bits: int = 4, group_size=None, n_grid: i
     the Gram matrix of the inputs.
 
     .. math::  \\lVert X W^\\top - X \\hat W^\\top \\rVert_F^2
-               = \\operatorname{tr}\\big((W - \\hat W)\\, G\\, (W - \\hat W)^\\top\\big),
+               = \\operatorname{tr}\\big((W - \\hat W)\\, G\\, (W - \\hat W)^\\top\\big)
+               = \\sum_{jk} \\big[(W - \\hat W)^\\top (W - \\hat W)\\big]_{jk} G_{jk},
                \\qquad G = X^\\top X
 
     (the statistics :mod:`quantbook.activations` caches). Ties keep the smaller α, so α = 0
     (RTN) wins unless another α is strictly better. α = 0 is rounded and scored in float64; the
     other candidates are rounded and scored in float32, as llm-awq works in half or single
     precision (it halves the time; float32 rounding, about 1e-6 of the loss, can only reorder
-    near ties). The winner is rounded and scored again in float64 (:func:`scaled_round`) and kept
-    only if it beats α = 0 there. So ``losses[0]`` and the winner's loss are float64, and the
-    result is never worse than RTN on the calibration statistics.
+    near ties); when W has at least as many rows as columns they are scored by the last form of
+    the trace (a symmetric product, half the work of the first). The winner is rounded and
+    scored again in float64 (:func:`scaled_round`) and kept only if it beats α = 0 there. So
+    ``losses[0]`` and the winner's loss are float64, and the result is never worse than RTN on
+    the calibration statistics.
     """
     bits = check_bits(bits)
     a = gptq._matrix(w, "w", "(out_features, in_features) weight")
@@ -147,7 +150,8 @@ def search_from_stats(w, x_mean, gram, bits: int = 4, group_size=None, n_grid: i
     rtn = best = (0, scales(m, 0.0), w_hat)
     for k in range(1, n_grid):
         s = scales(m, float(alphas[k]))
-        losses[k] = _loss(a32 - _scaled_round32(a32, s.astype(np.float32), bits, group_size), g32)
+        losses[k] = _loss32(a32 - _scaled_round32(a32, s.astype(np.float32), bits, group_size),
+                            g32)
         if losses[k] < losses[best[0]]:
             best = (k, s, None)
     k, s, w_hat = best
@@ -179,6 +183,14 @@ def _scaled_round32(a: np.ndarray, s: np.ndarray, bits: int, group_size) -> np.n
     rows *= scale
     ws /= s[None, :]
     return ws
+
+
+def _loss32(d: np.ndarray, gram: np.ndarray) -> float:
+    """tr(Δ G Δᵀ) in float32; as the sum of (ΔᵀΔ) ∘ G when Δ is tall (ΔᵀΔ is a symmetric
+    product, half the work of Δ G)."""
+    if d.shape[0] >= d.shape[1]:
+        return float(np.sum((d.T @ d) * gram, dtype=np.float64))
+    return float(np.sum((d @ gram) * d, dtype=np.float64))
 
 
 def _loss(delta: np.ndarray, gram: np.ndarray) -> float:
