@@ -118,15 +118,19 @@ def search_from_stats(w, x_mean, gram, bits: int = 4, group_size=None, n_grid: i
     the Gram matrix of the inputs.
 
     .. math::  \\lVert X W^\\top - X \\hat W^\\top \\rVert_F^2
-               = \\operatorname{tr}\\big((W - \\hat W)\\, G\\, (W - \\hat W)^\\top\\big),
+               = \\operatorname{tr}\\big((W - \\hat W)\\, G\\, (W - \\hat W)^\\top\\big)
+               = \\sum_{jk} \\big[(W - \\hat W)^\\top (W - \\hat W)\\big]_{jk} G_{jk},
                \\qquad G = X^\\top X
 
     (the statistics :mod:`quantbook.activations` caches). Ties keep the smaller α, so α = 0
-    (RTN) wins unless another α is strictly better. α = 0 is scored in float64 and the other
-    candidates in float32, which halves the time of the product (float32 rounding, about 1e-6 of
-    the loss, can only reorder near ties); the winner is scored again in float64 and kept only
-    if it beats α = 0 there. So ``losses[0]`` and the winner's loss are float64, and the result
-    is never worse than RTN on the calibration statistics.
+    (RTN) wins unless another α is strictly better. α = 0 is rounded and scored in float64; the
+    other candidates are rounded and scored in float32, as llm-awq works in half or single
+    precision (it halves the time; float32 rounding, about 1e-6 of the loss, can only reorder
+    near ties); when W has at least as many rows as columns they are scored by the last form of
+    the trace (a symmetric product, half the work of the first). The winner is rounded and
+    scored again in float64 (:func:`scaled_round`) and kept only if it beats α = 0 there. So
+    ``losses[0]`` and the winner's loss are float64, and the result is never worse than RTN on
+    the calibration statistics.
     """
     bits = check_bits(bits)
     a = gptq._matrix(w, "w", "(out_features, in_features) weight")
@@ -140,23 +144,53 @@ def search_from_stats(w, x_mean, gram, bits: int = 4, group_size=None, n_grid: i
     gptq._check_group_size(group_size, a.shape[1])
     alphas = np.arange(n_grid) / n_grid
     losses = np.empty(n_grid)
-    g32 = g.astype(np.float32)
-    best = None
-    for k, alpha in enumerate(alphas):
-        s = scales(m, float(alpha))
-        w_hat = scaled_round(a, s, bits, group_size)
-        losses[k] = _loss(a - w_hat, g if k == 0 else g32)
-        if best is None or losses[k] < losses[best[0]]:
-            best = (k, s, w_hat)
-        if k == 0:
-            rtn = best
+    g32, a32 = g.astype(np.float32), a.astype(np.float32)
+    w_hat = scaled_round(a, scales(m, 0.0), bits, group_size)      # alpha = 0: RTN, float64
+    losses[0] = _loss(a - w_hat, g)
+    rtn = best = (0, scales(m, 0.0), w_hat)
+    for k in range(1, n_grid):
+        s = scales(m, float(alphas[k]))
+        losses[k] = _loss32(a32 - _scaled_round32(a32, s.astype(np.float32), bits, group_size),
+                            g32)
+        if losses[k] < losses[best[0]]:
+            best = (k, s, None)
     k, s, w_hat = best
-    if k != 0:   # the winner, scored again in float64, must beat alpha = 0 (RTN) there too
+    if k != 0:   # the winner, rounded and scored again in float64, must beat alpha = 0 (RTN)
+        w_hat = scaled_round(a, s, bits, group_size)
         losses[k] = _loss(a - w_hat, g)
         if not losses[k] < losses[0]:
             k, s, w_hat = rtn
     return {"w_hat": like(w_hat.astype(np.float32), w), "alpha": float(alphas[k]), "scales": s,
             "losses": losses, "alphas": alphas}
+
+
+def _scaled_round32(a: np.ndarray, s: np.ndarray, bits: int, group_size) -> np.ndarray:
+    """:func:`scaled_round` in float32, in place where it can be (the search's candidates)."""
+    ws = a * s[None, :]
+    rows = ws.reshape(a.shape[0], -1, group_size or a.shape[1])
+    maxq = np.float32(2**bits - 1)
+    xmin = np.minimum(rows.min(axis=2, keepdims=True), 0)
+    xmax = np.maximum(rows.max(axis=2, keepdims=True), 0)
+    both_zero = (xmin == 0) & (xmax == 0)
+    xmin[both_zero], xmax[both_zero] = -1, 1
+    scale = (xmax - xmin) / maxq
+    zero = np.rint(-xmin / scale)
+    np.divide(rows, scale, out=rows)
+    np.rint(rows, out=rows)
+    rows += zero
+    np.clip(rows, 0, maxq, out=rows)
+    rows -= zero
+    rows *= scale
+    ws /= s[None, :]
+    return ws
+
+
+def _loss32(d: np.ndarray, gram: np.ndarray) -> float:
+    """tr(Δ G Δᵀ) in float32; as the sum of (ΔᵀΔ) ∘ G when Δ is tall (ΔᵀΔ is a symmetric
+    product, half the work of Δ G)."""
+    if d.shape[0] >= d.shape[1]:
+        return float(np.sum((d.T @ d) * gram, dtype=np.float64))
+    return float(np.sum((d @ gram) * d, dtype=np.float64))
 
 
 def _loss(delta: np.ndarray, gram: np.ndarray) -> float:

@@ -263,6 +263,15 @@ def _model_name(model) -> str:
         return type(model).__name__
 
 
+def _embedding_path(texts: list[str], model):
+    if model is None:
+        name = MODEL_NAME  # the package's own files: no need to load the model to know them
+    else:
+        fingerprint = model_fingerprint(model)
+        name = _model_name(model) + (f":{fingerprint}" if fingerprint else "")
+    return cache_dir() / f"embeddings-{embedding_cache_key(texts, name)}.npy"
+
+
 def embed(
     texts,
     model=None,
@@ -286,12 +295,7 @@ def embed(
     if not all(isinstance(t, str) for t in texts):
         raise TypeError("texts must be a list of strings")
     batch_size = check_integer(batch_size, "batch_size", 1)
-    if model is None:
-        name = MODEL_NAME  # the package's own files: no need to load the model to know them
-    else:
-        fingerprint = model_fingerprint(model)
-        name = _model_name(model) + (f":{fingerprint}" if fingerprint else "")
-    path = cache_dir() / f"embeddings-{embedding_cache_key(texts, name)}.npy"
+    path = _embedding_path(texts, model) if cache else None   # no fingerprint without a cache
     if cache and path.exists():
         return np.load(path)
 

@@ -19,8 +19,11 @@ where the rows of the upper Cholesky factor :math:`U` of :math:`H^{-1}` (:math:`
 hold exactly these successive inverses. This module follows the reference implementation
 (IST-DASLab/gptq, ``gptq.py`` ``fasterquant`` and ``quant.py`` ``Quantizer``) step by step:
 dampening ``damp * mean(diag H)`` on the diagonal, dead inputs (``diag H = 0``) zeroed, lazy
-batches of 128 columns, a fresh grid at each group start, act-order. It computes in float64
-(the reference in float32), so results agree with it up to float rounding, not bit for bit.
+batches of 128 columns, a fresh grid at each group start, act-order. Like the reference, it
+updates the weights in float32 (``W.float()``); the factor of the inverse Hessian is computed in
+float64 and rounded to float32, and each grid in float64. Results agree with the reference up
+to float rounding, not bit for bit (nor across BLAS builds and thread counts: a last bit moved
+by a product can flip a later rounding).
 
 The grid (shared with :func:`round_to_nearest` and :mod:`quantbook.awq`) is the reference's
 asymmetric min/max grid per output row (or per group of a row): the range always contains 0,
@@ -37,6 +40,7 @@ Rounding is half to even (``torch.round``, ``np.rint``).
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 
@@ -155,6 +159,7 @@ def layer_error(w, w_hat, x) -> float:
 
 _FACTORS: dict = {}     # recent factors by (hash of H, damp): shared inputs, repeated settings
 _FACTORS_MAX_BYTES = 256 * 2**20
+_FACTORS_LOCK = threading.Lock()    # layers may be quantized on several threads
 
 
 def _inverse_hessian_factor(h: np.ndarray, damp: float) -> np.ndarray:
@@ -165,13 +170,15 @@ def _inverse_hessian_factor(h: np.ndarray, damp: float) -> np.ndarray:
     several bit widths, factors H once.
     """
     key = (hashlib.sha256(np.ascontiguousarray(h).tobytes()).hexdigest(), h.shape, float(damp))
-    if key in _FACTORS:
-        return _FACTORS[key]
+    with _FACTORS_LOCK:
+        if key in _FACTORS:
+            return _FACTORS[key]
     u = _factor(h, damp)
     u.flags.writeable = False
-    while _FACTORS and sum(v.nbytes for v in _FACTORS.values()) + u.nbytes > _FACTORS_MAX_BYTES:
-        _FACTORS.pop(next(iter(_FACTORS)))
-    _FACTORS[key] = u
+    with _FACTORS_LOCK:
+        while _FACTORS and sum(v.nbytes for v in _FACTORS.values()) + u.nbytes > _FACTORS_MAX_BYTES:
+            _FACTORS.pop(next(iter(_FACTORS)))
+        _FACTORS[key] = u
     return u
 
 
@@ -291,7 +298,7 @@ def _gptq(w_arr: np.ndarray, H: np.ndarray, bits: int, group_size, damp, act_ord
     if not isinstance(act_order, (bool, np.bool_)):
         raise TypeError(f"act_order must be True or False, got {act_order!r}")
 
-    W = w_arr.copy()
+    W = w_arr.astype(np.float32)                  # float32, as the reference's W.float()
     scale, zero = grid(W, bits)                    # 1. per-row grid, original weights
     dead = np.diag(H) == 0                         # 2. dead inputs
     H[dead, dead] = 1.0
@@ -299,7 +306,7 @@ def _gptq(w_arr: np.ndarray, H: np.ndarray, bits: int, group_size, damp, act_ord
     perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(n_in)
     W = W[:, perm]                                 # 3. act-order
     H = H[np.ix_(perm, perm)]
-    U = _inverse_hessian_factor(H, float(damp))
+    U = _inverse_hessian_factor(H, float(damp)).astype(np.float32)
 
     Q = np.zeros_like(W)
     for i1 in range(0, n_in, BLOCK_SIZE):          # 4. lazy batches
@@ -310,7 +317,7 @@ def _gptq(w_arr: np.ndarray, H: np.ndarray, bits: int, group_size, damp, act_ord
             if group_size is not None and (i1 + i) % group_size == 0:   # 5. groups
                 scale, zero = grid(W[:, i1 + i:i1 + i + group_size], bits)
             col = W1[:, i]
-            q = quantize_to_grid(col[:, None], scale, zero, bits)[:, 0]
+            q = quantize_to_grid(col[:, None], scale, zero, bits)[:, 0].astype(np.float32)
             Q[:, i1 + i] = q
             e = (col - q) / U[i1 + i, i1 + i]
             W1[:, i:] -= np.outer(e, U[i1 + i, i1 + i:i2])

@@ -117,12 +117,7 @@ def cached_result(parts, compute):
     :mod:`quantbook.awq` and this module, so a change in the algorithms recomputes it. Written
     atomically, like every cache of the book.
     """
-    digest = hashlib.sha256()
-    for part in [*map(str, parts), *(inspect.getsource(m) for m in (gptq, awq, _this()))]:
-        b = part.encode("utf-8")
-        digest.update(len(b).to_bytes(8, "little"))
-        digest.update(b)
-    path = data.cache_dir() / f"result-{digest.hexdigest()}.json"
+    path = _result_path(parts)
     if path.exists():
         return json.loads(path.read_text())
     result = compute()
@@ -131,6 +126,16 @@ def cached_result(parts, compute):
     tmp.write_text(json.dumps(result))
     os.replace(tmp, path)
     return result
+
+
+def _result_path(parts):
+    """Where :func:`cached_result` keeps the result for ``parts``."""
+    digest = hashlib.sha256()
+    for part in [*map(str, parts), *(inspect.getsource(m) for m in (gptq, awq, _this()))]:
+        b = part.encode("utf-8")
+        digest.update(len(b).to_bytes(8, "little"))
+        digest.update(b)
+    return data.cache_dir() / f"result-{digest.hexdigest()}.json"
 
 
 def _this():

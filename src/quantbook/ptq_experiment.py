@@ -11,8 +11,9 @@ The work is shared where the mathematics allows: the input statistics (Gram matr
 magnitudes) are computed once and serve GPTQ, AWQ and the layer errors at every setting; GPTQ's
 inverse-Hessian factor is computed once per layer (:mod:`quantbook.gptq` keeps it); the float
 embeddings are computed once; one working copy of the model per method receives its weights at
-every setting. Layers are quantized two at a time and the three models embedded two at a time,
-each on one thread: the same arithmetic as one after another, with less time spent waiting.
+every setting. The work runs on two threads of one BLAS and one torch thread each, as a
+pipeline: the layers of one setting are quantized while the models of the one before embed. The
+same arithmetic as one after another, with no core waiting.
 Each setting's results are cached on disk (:func:`quantbook.ptq.cached_result`), keyed by
 everything they depend on, including the source code of this module.
 
@@ -96,30 +97,22 @@ def compare_methods(model, stats: dict, texts, n_queries: int, settings, stats_k
     measured against exact search with the float model's embeddings. ``stats`` from
     :func:`quantbook.activations.linear_input_stats`, ``stats_key`` its cache key. Returns
     ``{(bits, group, method): {"error", "rel", "cos", "recall", "seconds"}}`` (``seconds``: the
-    time of the setting, all three methods, 0 when it came from the cache).
+    wall time the setting added, all three methods, 0 when it came from the cache; the settings
+    not cached run as one pipeline, so their times add up to the pipeline's).
     """
     texts = list(texts)
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
     source = inspect.getsource(sys.modules[__name__])
-    shared = {}
 
-    def reference():
-        if not shared:
-            emb = data.embed(texts, model, progress=False)
-            shared["emb"] = emb
-            shared["truth"] = retrieval.search_dot(emb[:n_queries], emb[n_queries:], k=k)[0]
-            shared["work"] = {m: copy.deepcopy(model) for m in ptq.METHODS}
-        return shared
+    def parts(bits, group):
+        return ["ch12-compare", stats_key, digest, n_queries, k, bits, group, source]
 
+    missing = [(b, g) for b, g in settings if not ptq._result_path(parts(b, g)).exists()]
+    computed = _measure_settings(model, stats, texts, n_queries, missing, k) if missing else {}
     table = {}
     for bits, group in settings:
-        def compute(bits=bits, group=group):
-            return _measure_setting(model, reference(), stats, texts, n_queries, bits, group, k)
-
-        start = _clock()
-        result = ptq.cached_result(["ch12-compare", stats_key, digest, n_queries, k, bits, group,
-                                    source], compute)
-        seconds = _clock() - start
+        result = ptq.cached_result(parts(bits, group), lambda key=(bits, group): computed[key][0])
+        seconds = computed[bits, group][1] if (bits, group) in computed else 0.0
         for method in ptq.METHODS:
             table[bits, group, method] = {**result[method], "seconds": seconds,
                                           "rel": result[method]["error"] / result["rtn"]["error"]}
@@ -137,10 +130,17 @@ def quantize_setting(model, stats: dict, bits: int, group_size=None, damp: float
     methods (layers that read the same input stacked), done in one pass so that it is shared:
     AWQ's search scores α = 0, which is RTN exactly, so RTN's error comes from the search, and
     so does AWQ's own (both in float64); GPTQ's is one product per layer. The layers run
-    ``workers`` at a time on one BLAS thread each (GPTQ's in one thread of their own, which keeps
-    its factors): the same arithmetic as one layer after another, so the same result.
-    Returns ``{"weights": {method: {name: Ŵ float32}}, "error": {method: E}}``.
+    ``workers`` at a time on one BLAS thread each: the same arithmetic as one layer after
+    another, so the same result. Returns ``{"weights": {method: {name: Ŵ float32}}, "error":
+    {method: E}}``.
     """
+    with _one_blas_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
+        return _quantize_jobs(pool, model, stats, bits, group_size, damp)()
+
+
+def _quantize_jobs(pool, model, stats: dict, bits: int, group_size, damp: float = 0.01):
+    """Submit one setting's layers to ``pool``; returns a function that waits for them and
+    assembles :func:`quantize_setting`'s result."""
     import torch
 
     modules = dict(activations.bert_of(model).named_modules())
@@ -151,65 +151,100 @@ def quantize_setting(model, stats: dict, bits: int, group_size=None, damp: float
                for source, names in groups.items()}
     w64 = {source: np.concatenate(ws, axis=0).astype(np.float64) for source, ws in stacked.items()}
 
-    def run_awq(source):
-        return awq.search_from_stats(w64[source], stats["mean_abs"][source],
-                                     stats["gram"][source], bits, group_size)
-
     def run_gptq():
         return {source: gptq.quantize_with_hessian(w, 2.0 * stats["gram"][source], bits,
                                                    group_size, damp=damp)
                 for source, w in w64.items()}
 
-    with _one_blas_thread(), ThreadPoolExecutor(max_workers=workers + 1) as pool:
-        gptq_job = pool.submit(run_gptq)
-        searches = dict(zip(w64, pool.map(run_awq, w64), strict=True))
+    gptq_job = pool.submit(run_gptq)     # first: it is the longest job
+    awq_jobs = {source: pool.submit(awq.search_from_stats, w, stats["mean_abs"][source],
+                                    stats["gram"][source], bits, group_size)
+                for source, w in w64.items()}
+
+    def finish():
         w_gptq = gptq_job.result()
+        weights = {m: {} for m in ptq.METHODS}
+        error = dict.fromkeys(ptq.METHODS, 0.0)
+        for source, names in groups.items():
+            search, w = awq_jobs[source].result(), w64[source]
+            k = int(np.flatnonzero(search["alphas"] == search["alpha"])[0])    # the winner
+            d = w - w_gptq[source]
+            error["rtn"] += float(search["losses"][0])
+            error["awq"] += float(search["losses"][k])
+            error["gptq"] += float(np.sum((d @ stats["gram"][source]) * d))
+            hats = {"rtn": gptq.round_to_nearest(w, bits, group_size), "gptq": w_gptq[source],
+                    "awq": search["w_hat"]}
+            rows = np.cumsum([0] + [wi.shape[0] for wi in stacked[source]])
+            for method, w_hat in hats.items():
+                for n, a, b in zip(names, rows[:-1], rows[1:], strict=True):
+                    weights[method][n] = np.asarray(w_hat[a:b], dtype=np.float32)
+        return {"weights": weights, "error": error}
 
-    weights = {m: {} for m in ptq.METHODS}
-    error = dict.fromkeys(ptq.METHODS, 0.0)
-    for source, names in groups.items():
-        search, w = searches[source], w64[source]
-        k = int(np.flatnonzero(search["alphas"] == search["alpha"])[0])    # the winner
-        d = w - w_gptq[source]
-        error["rtn"] += float(search["losses"][0])
-        error["awq"] += float(search["losses"][k])
-        error["gptq"] += float(np.sum((d @ stats["gram"][source]) * d))
-        hats = {"rtn": gptq.round_to_nearest(w, bits, group_size), "gptq": w_gptq[source],
-                "awq": search["w_hat"]}
-        rows = np.cumsum([0] + [wi.shape[0] for wi in stacked[source]])
-        for method, w_hat in hats.items():
-            for n, a, b in zip(names, rows[:-1], rows[1:], strict=True):
-                weights[method][n] = np.asarray(w_hat[a:b], dtype=np.float32)
-    return {"weights": weights, "error": error}
+    return finish
 
 
-def _measure_setting(model, ref: dict, stats, texts, n_queries, bits, group, k) -> dict:
+def _measure_settings(model, stats, texts, n_queries, settings, k, workers: int = 2) -> dict:
+    """Every setting's results, as one pipeline on ``workers`` threads (one BLAS and one torch
+    thread each): the layers of the next setting are quantized while the models of the previous
+    one embed, so no core waits. Returns ``{(bits, group): (result, seconds)}``."""
+    import queue
+    import threading
+
     import torch
 
-    setting = quantize_setting(model, stats, bits, group)
+    copies: queue.Queue = queue.Queue()
+    for _ in range(workers):
+        copies.put(copy.deepcopy(model))
+    done: dict = {}
+    lock = threading.Lock()
 
-    def embed(method):
-        work = ref["work"][method]
-        layers = dict(activations.bert_of(work).named_modules())
-        with torch.no_grad():
-            for name, w_hat in setting["weights"][method].items():
-                layers[name].weight.copy_(torch.from_numpy(w_hat))
-        return data.embed(texts, work, progress=False, cache=False)
+    def embed(key, weights):
+        work = copies.get()         # any copy: every quantized weight is overwritten
+        try:
+            layers = dict(activations.bert_of(work).named_modules())
+            with torch.no_grad():
+                for name, w_hat in weights.items():
+                    layers[name].weight.copy_(torch.from_numpy(w_hat))
+            # batches of 32 (the float model's cached embeddings use 64): less padding, the
+            # same embeddings up to float rounding, a fifth less time on one thread
+            emb = data.embed(texts, work, batch_size=32, progress=False, cache=False)
+        finally:
+            copies.put(work)
+        with lock:
+            done[key] = max(done.get(key, 0.0), _clock())
+        return emb
 
-    # the three models embed two at a time, each on one thread: the same products, less waiting
+    start = _clock()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            embeddings = dict(zip(ptq.METHODS, pool.map(embed, ptq.METHODS), strict=True))
+        with _one_blas_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = [_quantize_jobs(pool, model, stats, b, g) for b, g in settings[:2]]
+            ref_job = pool.submit(data.embed, texts, model, progress=False)    # the float model
+            errors, embeds = {}, {}
+            for i, key in enumerate(settings):
+                setting = pending[i]()
+                errors[key] = setting["error"]
+                embeds[key] = {m: pool.submit(embed, key, setting["weights"][m])
+                               for m in ptq.METHODS}
+                if i + 2 < len(settings):
+                    pending.append(_quantize_jobs(pool, model, stats, *settings[i + 2]))
+            ref = ref_job.result()
+            truth = retrieval.search_dot(ref[:n_queries], ref[n_queries:], k=k)[0]
+            out, last = {}, start
+            for key in settings:
+                result = {}
+                for method, job in embeds[key].items():
+                    emb = job.result()
+                    found = retrieval.search_dot(emb[:n_queries], emb[n_queries:], k=k)[0]
+                    result[method] = {"error": errors[key][method],
+                                      "cos": float(np.sum(emb * ref, axis=1).mean()),
+                                      "recall": float(retrieval.recall_at_k(found, truth))}
+                seconds = max(done[key] - last, 0.0)
+                last = max(last, done[key])
+                out[key] = (result, seconds)
     finally:
         torch.set_num_threads(threads)
-    out = {}
-    for method, emb in embeddings.items():
-        found = retrieval.search_dot(emb[:n_queries], emb[n_queries:], k=k)[0]
-        out[method] = {"error": setting["error"][method],
-                       "cos": float(np.sum(emb * ref["emb"], axis=1).mean()),
-                       "recall": float(retrieval.recall_at_k(found, ref["truth"]))}
     return out
 
 
