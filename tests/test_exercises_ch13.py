@@ -27,7 +27,8 @@ def test_ste_gradient_matches_the_package(run):
 
 @pytest.mark.parametrize(("answer", "hint"), [
     ([1] * 7, "identity"), ([0] * 7, "round()"), ([0, 0, 1, 1, 1, 0, 0], "ends"),
-    ([1, 1, 0, 0, 1, 1, 0], "Not quite"), (None, "Replace the placeholder with your answer (7 gradients"),
+    ([1, 1, 0, 0, 1, 1, 0], "Not quite"),
+    (None, "Replace the placeholder with your answer (7 gradients"),
     ([1, 0], "Give 7 numbers (7 gradients"), ("x", "should be 7 gradients, each 0 or 1"),
 ])
 def test_ste_gradient_hints(answer, hint, run):
