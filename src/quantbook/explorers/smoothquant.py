@@ -217,8 +217,9 @@ class SmoothQuantExplorer(Explorer):
             f"{fmt_number(st['sqnr_db'], 4)} dB (no smoothing: {fmt_number(st['sqnr_none_db'], 4)}"
             f" dB), MSE {fmt_number(st['mse'], 4)}, max |error| {fmt_number(st['max_error'], 4)}",
         ]
-        rows = [[f"{a:.2f}", fmt_number(v, 4)] for a, v in zip(st["alphas"], st["curve"],
-                                                               strict=True)][::2]
+        # every α the slider offers, two decimals throughout (the prose quotes these values)
+        rows = [[f"{a:.2f}", "∞" if v is None else f"{v:.2f}"]
+                for a, v in zip(st["alphas"], st["curve"], strict=True)]
         name = f" ({self.layer})" if self.layer else ""
         return (f"SmoothQuant on a real layer{name}: W8A8, {st['weights']} weights", lines,
                 ("Output SQNR against α", ["α", "SQNR (dB)"], rows))
