@@ -20,7 +20,8 @@ __all__ = [
 ]
 
 # One row of two weights on the integer grid (step 1), inputs with Gram matrix G = X^T X.
-TWO_WEIGHTS = {"w": (0.6, 0.6), "gram": ((1.0, 0.9), (0.9, 1.0))}
+# Not the chapter's worked example (0.6, 0.6; 0.9), so that the text does not give the answers.
+TWO_WEIGHTS = {"w": (0.7, 0.6), "gram": ((1.0, 0.8), (0.8, 1.0))}
 
 
 def _objective(q) -> float:
@@ -34,26 +35,27 @@ _SAME = close(rel=1e-3, abs=1e-9)
 
 @check
 def check_rtn_objective(answer):
-    """RTN rounds both to 1: d = (-0.4, -0.4), d^T G d = 0.16 + 0.16 + 2 * 0.9 * 0.16 = 0.608."""
+    """RTN rounds both to 1: d = (-0.3, -0.4), d^T G d = 0.09 + 0.16 + 2 * 0.8 * 0.12 = 0.442."""
     expected = _objective((1, 1))
     return grade(read_number(answer, "the layer objective"), expected,
-                 f"d = (-0.4, -0.4) and d^T G d = {expected:.3f}: the two errors have the same "
+                 f"d = (-0.3, -0.4) and d^T G d = {expected:.3f}: the two errors have the same "
                  "sign and the inputs are correlated, so they add up in the output.", [
-        (0.32, "That is ||d||^2, the error of the weights. The objective weighs it with G: add "
-               "the cross term 2 * 0.9 * d1 * d2."),
-        (_objective((0, 0)), "Round to nearest: 0.6 rounds to 1, not 0."),
+        (0.25, "That is ||d||^2, the error of the weights. The objective weighs it with G: add "
+               "the cross term 2 * 0.8 * d1 * d2."),
+        (_objective((0, 0)), "Round to nearest: 0.7 and 0.6 both round to 1, not 0."),
     ], "Not quite. Compute d = w - round(w), then d^T G d = G11 d1^2 + 2 G12 d1 d2 + G22 d2^2.",
         same=_SAME)
 
 
 @check
 def check_best_objective(answer):
-    """Best of the four neighbours: (1, 0) or (0, 1), objective 0.16 + 0.36 - 2*0.9*0.24 = 0.088."""
+    """Best of the four neighbours: (1, 0), objective 0.09 + 0.36 - 2*0.8*0.18 = 0.162."""
     values = {q: _objective(q) for q in ((0, 0), (0, 1), (1, 0), (1, 1))}
     best = min(values.values())
     return grade(read_number(answer, "the smallest objective"), best,
-                 f"(1, 0) and (0, 1) both give {best:.3f}, about 7 times less than RTN's "
+                 f"(1, 0) gives {best:.3f}, {values[(1, 1)] / best:.1f} times less than RTN's "
                  f"{values[(1, 1)]:.3f}: one weight rounded up, one down, and the errors cancel.", [
+        (values[(0, 1)], "That is (0, 1). Round the other weight down: the one further from 1."),
         (values[(1, 1)], "That is RTN's objective. Try rounding one weight up and the other down."),
         (values[(0, 0)], "That is (0, 0): both rounded down, the errors still add up."),
     ], "Not quite. Evaluate d^T G d for the four grid points (0,0), (1,0), (0,1), (1,1).",
@@ -62,7 +64,7 @@ def check_best_objective(answer):
 
 @check
 def check_obq_update(answer):
-    """w2 <- w2 - (w1 - q1) [H^-1]_12 / [H^-1]_11 = 0.6 - (-0.4)(-0.9) = 0.24, then rounds to 0."""
+    """w2 <- w2 - (w1 - q1) [H^-1]_12 / [H^-1]_11 = 0.6 - (-0.3)(-0.8) = 0.36, then rounds to 0."""
     g = np.asarray(TWO_WEIGHTS["gram"])
     h_inv = np.linalg.inv(2 * g)
     w1, w2 = TWO_WEIGHTS["w"]
@@ -77,8 +79,8 @@ def check_obq_update(answer):
          "negative here."),
         (0.0, rounded),
         (1.0, rounded),
-    ], "Not quite. H^-1 is proportional to [[1, -0.9], [-0.9, 1]], so "
-       "[H^-1]_12 / [H^-1]_11 = -0.9.", same=_SAME)
+    ], "Not quite. H^-1 is proportional to [[1, -0.8], [-0.8, 1]], so "
+       "[H^-1]_12 / [H^-1]_11 = -0.8.", same=_SAME)
 
 
 @check
