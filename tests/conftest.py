@@ -328,3 +328,27 @@ def run(capsys):
         return result, capsys.readouterr().out
 
     return run_check
+
+
+@pytest.fixture
+def grades(run):
+    """``grades(check, right, slips)``: ``right`` passes with "Correct!"; every ``(answer, hint)``
+    of ``slips``, the placeholder and a non-number fail, each printing its own hint."""
+    def check_grades(check, right, slips):
+        ok, out = run(check, right)
+        assert ok is True and out.startswith("Correct!"), out
+        for answer, hint in [*slips, (None, "placeholder"), (..., "placeholder"), ("x", "single")]:
+            ok, out = run(check, answer)
+            assert ok is False and hint in out and "Correct" not in out, (answer, out)
+
+    return check_grades
+
+
+def load_script(path, name: str):
+    """A script outside the package (``course/``, ``scripts/``) imported as a module ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -17,7 +17,6 @@ instructor edition when it is missing and skips the website's search when the si
 from __future__ import annotations
 
 import html
-import importlib.util
 import os
 import re
 import subprocess
@@ -26,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_HTML = Path(os.environ.get("QUANTBOOK_STUDENT_HTML", ROOT / "_build" / "html"))
@@ -33,14 +33,7 @@ INSTRUCTOR_HTML = ROOT / "_build" / "instructor" / "_build" / "html"
 TEXT_SUFFIXES = {".html", ".txt", ".md", ".ipynb", ".js", ".json", ".py", ".yml", ".csv", ""}
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-instructor = _load("make_instructor", ROOT / "course" / "make_instructor.py")
+instructor = load_script(ROOT / "course" / "make_instructor.py", "make_instructor")
 KEYS = instructor.key_answers()
 
 

@@ -10,24 +10,17 @@ Slow (each notebook is executed): about ten seconds per submission on two cores.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-grade = _load("course_grade", ROOT / "course" / "grade.py")
+grade = load_script(ROOT / "course" / "grade.py", "course_grade")
 FOLDERS = {"lab": ROOT / "course" / "lab" / "samples",
            "hw3": ROOT / "course" / "homework" / "samples"}
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import html.parser
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_script
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -34,15 +34,7 @@ NODE_MODULES = Path(os.environ.get("QUANTBOOK_NODE_MODULES", ROOT / "node_module
 EXECUTED = ROOT / "_build" / "jupyter_execute" / "notebooks"
 
 
-def _load_script():
-    path = ROOT / "scripts" / "make_slides.py"
-    spec = importlib.util.spec_from_file_location("make_slides", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_slides = _load_script()
+make_slides = load_script(ROOT / "scripts" / "make_slides.py", "make_slides")
 
 ALT = "A straight line through the origin: the quantized values against the real ones."
 CHAPTER = [
