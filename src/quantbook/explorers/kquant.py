@@ -67,10 +67,6 @@ def _with_bits(pieces: list[dict], raw: list[int]) -> list[dict]:
     return out
 
 
-def _assemble(pieces: list[dict]) -> int:
-    return sum(int(p["bits"], 2) << p["to_bit"] for p in pieces)
-
-
 def kquant_state(raw, weight: int) -> dict:
     r"""Everything the explorer shows for weight ``weight`` of the Q4_K block ``raw`` (144 bytes).
 
